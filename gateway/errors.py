@@ -1,0 +1,198 @@
+"""One error hierarchy, and the one place that maps errors to HTTP statuses and OpenAI's error body.
+
+Services raise subclasses of ``GatewayError``; ``exception_to_response`` turns any exception, ours or the
+framework's, into ``{"error": {"message", "type", "param", "code"}}`` with the right status. A client's
+mistake is always a 4xx; anything unexpected is a 500 whose body carries no stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+log = logging.getLogger("vlmgw.errors")
+
+
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorDetail
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.headers = headers or {}
+
+    def detail(self) -> ErrorDetail:
+        return ErrorDetail(message=self.message, type=self.error_type, param=self.param, code=self.code)
+
+
+class BadRequestError(GatewayError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class AuthenticationError(GatewayError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status_code = 403
+    error_type = "invalid_request_error"
+    default_code = "permission_denied"
+
+
+class NotFoundError(GatewayError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+
+
+class MethodNotAllowedError(GatewayError):
+    status_code = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+class ConflictError(GatewayError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class PayloadTooLargeError(GatewayError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class UnprocessableError(GatewayError):
+    status_code = 422
+    error_type = "invalid_request_error"
+    default_code = "unprocessable"
+
+
+class EngineError(GatewayError):
+    """The engine answered with an error that is not the client's fault."""
+
+    status_code = 502
+    error_type = "engine_error"
+    default_code = "engine_error"
+
+
+class EngineUnavailableError(GatewayError):
+    """No engine can take the request now (starting, restarting, unreachable)."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "engine_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class EngineTimeoutError(GatewayError):
+    status_code = 504
+    error_type = "timeout"
+    default_code = "engine_timeout"
+
+
+_STATUS_TYPES: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "permission_denied"),
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    409: ("invalid_request_error", "conflict"),
+    413: ("invalid_request_error", "payload_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    422: ("invalid_request_error", "unprocessable"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def describe_decode_error(exc: Exception) -> tuple[str, str | None]:
+    """Message and JSON path (``param``) of a msgspec decode or validation error.
+
+    msgspec says e.g. "Expected `int`, got `str` - at `$.max_tokens`"; the path after ``$.`` names the field.
+    """
+    text = str(exc)
+    param = None
+    if " - at `$" in text:
+        head, _, path = text.rpartition(" - at `$")
+        path = path.rstrip("`").lstrip(".")
+        param = path or None
+        text = f"{head} at `{param}`" if param else head
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return f"The request body is not valid JSON: {text}", param
+    return f"Invalid request: {text}", param
+
+
+def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
+    """Status, error body and extra headers for any exception."""
+    if isinstance(exc, GatewayError):
+        return exc.status_code, exc.detail(), exc.headers
+    if isinstance(exc, msgspec.DecodeError):  # ValidationError is a DecodeError too
+        message, param = describe_decode_error(exc)
+        return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
+    if isinstance(exc, ValidationException):
+        return 400, ErrorDetail(_litestar_validation_message(exc), "invalid_request_error", None, "invalid_request"), {}
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        if status >= 500:
+            return status, ErrorDetail(str(exc.detail), "server_error", None, None), {}
+        err_type, code = _STATUS_TYPES.get(status, ("invalid_request_error", "invalid_request"))
+        return status, ErrorDetail(str(exc.detail), err_type, None, code), dict(exc.headers or {})
+    log.exception("unhandled error", exc_info=exc)
+    return 500, ErrorDetail("The server had an internal error; it has been logged.", "server_error"), {}
+
+
+def _litestar_validation_message(exc: ValidationException) -> str:
+    extra = exc.extra
+    if isinstance(extra, list) and extra:
+        parts = [f"{e.get('key') or 'body'}: {e.get('message')}" for e in extra if isinstance(e, dict)]
+        if parts:
+            return "Invalid request: " + "; ".join(parts)
+    return f"Invalid request: {exc.detail}"
+
+
+def exception_to_response(_request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
+    """Litestar exception handler: every error leaves the gateway in OpenAI's shape."""
+    status, detail, headers = detail_for(exc)
+    return Response(ErrorResponse(detail), status_code=status, headers=headers)

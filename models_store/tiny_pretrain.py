@@ -1,0 +1,114 @@
+"""Brief full fine-tune of the random tiny model on generated image captions.
+
+Teaches the tiny base to look at the image and to answer in a few text shapes (a sentence, JSON, YAML,
+XML), so that LoRA fine-tuning on top of it has something to build on. Runs on CPU in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from models_store.tiny_model import COLOURS
+
+PROMPTS_AND_ANSWERS: list[tuple[str, str]] = [
+    ("What colour is the image?", "The image is {c}."),
+    ("Describe the image.", "The image is {c}."),
+    ("Answer in JSON: what colour is the image?", '{{"colour": "{c}"}}'),
+    ("Answer in YAML: what colour is the image?", "colour: {c}"),
+    ("Answer in XML: what colour is the image?", "<colour>{c}</colour>"),
+]
+
+
+def solid_image(colour: str, size: int = 56) -> Any:
+    """A PNG-backed PIL image of one colour (``format`` is set, as some libraries require)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), COLOURS[colour]).save(buf, format="PNG")
+    buf.seek(0)
+    return Image.open(buf)
+
+
+def encode_example(processor: Any, prompt: str, answer: str, image: Any) -> dict[str, Any]:
+    """Token ids, labels (loss on the answer only), pixel values and grid for one chat example."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    prompt_text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    full_text = prompt_text + answer + "<|im_end|>\n"
+    prompt_ids = processor(text=[prompt_text], images=[image], return_tensors="pt")["input_ids"][0]
+    full = processor(text=[full_text], images=[image], return_tensors="pt")
+    labels = full["input_ids"][0].clone()
+    labels[: len(prompt_ids)] = -100
+    return {
+        "input_ids": full["input_ids"][0],
+        "mm_token_type_ids": full["mm_token_type_ids"][0],
+        "labels": labels,
+        "pixel_values": full["pixel_values"],
+        "image_grid_thw": full["image_grid_thw"],
+    }
+
+
+def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-pad a list of encoded examples into one batch."""
+    import torch
+
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    mm_types = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex["input_ids"])
+        ids[row, :n] = ex["input_ids"]
+        labels[row, :n] = ex["labels"]
+        mask[row, :n] = 1
+        mm_types[row, :n] = ex["mm_token_type_ids"]
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "attention_mask": mask,
+        "mm_token_type_ids": mm_types,
+        "pixel_values": torch.cat([e["pixel_values"] for e in examples]),
+        "image_grid_thw": torch.cat([e["image_grid_thw"] for e in examples]),
+    }
+
+
+def pretrain_captions(
+    model: Any,
+    processor: Any,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    progress: Callable[[str], None] | None = None,
+) -> float:
+    """Train ``model`` in place for ``steps`` batches; returns the last loss."""
+    import torch
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    pad_id = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    colours = list(COLOURS)
+    pool = [
+        encode_example(processor, p, a.format(c=c), solid_image(c)) for c in colours for p, a in PROMPTS_AND_ANSWERS
+    ]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps))
+    model.train()
+    loss_value = float("nan")
+    for step in range(steps):
+        batch = collate([rng.choice(pool) for _ in range(batch_size)], pad_id)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss_value = float(loss.detach())
+        if progress and (step % 50 == 0 or step == steps - 1):
+            progress(f"pre-training tiny model: step {step + 1}/{steps} loss {loss_value:.3f}")
+    model.eval()
+    return loss_value
