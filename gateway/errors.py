@@ -14,6 +14,15 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from adapters.errors import (
+    EngineFailed,
+    EngineFault,
+    EngineRejected,
+    EngineTimeout,
+    EngineUnavailable,
+    UnknownModel,
+)
+
 log = logging.getLogger("vlmgw.errors")
 
 
@@ -81,7 +90,9 @@ class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 
     def __init__(self, model: str) -> None:
-        super().__init__(f"The model `{model}` does not exist or you do not have access to it.", param="model")
+        super().__init__(
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+        )
 
 
 class MethodNotAllowedError(GatewayError):
@@ -133,6 +144,13 @@ class EngineTimeoutError(GatewayError):
     default_code = "engine_timeout"
 
 
+_REJECTED_BY_STATUS: dict[int, type[GatewayError]] = {
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: BadRequestError,  # vLLM answers 422 for some bad inputs; OpenAI clients expect 400 for those
+}
+
 _STATUS_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "invalid_request"),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -159,20 +177,44 @@ def describe_decode_error(exc: Exception) -> tuple[str, str | None]:
         path = path.rstrip("`").lstrip(".")
         param = path or None
         text = f"{head} at `{param}`" if param else head
+    if param is None and "unknown field `" in text:
+        param = text.split("unknown field `", 1)[1].split("`", 1)[0]
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return f"The request body is not valid JSON: {text}", param
     return f"Invalid request: {text}", param
 
 
+def from_engine_fault(exc: EngineFault) -> GatewayError:
+    """The gateway error for an engine-layer error."""
+    if isinstance(exc, UnknownModel):
+        return ModelNotFoundError(exc.model)
+    if isinstance(exc, EngineUnavailable):
+        return EngineUnavailableError(exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, EngineTimeout):
+        return EngineTimeoutError(exc.message)
+    if isinstance(exc, EngineRejected):
+        cls = _REJECTED_BY_STATUS.get(exc.status, BadRequestError)
+        return cls(exc.message, param=exc.param, code=exc.code)
+    if isinstance(exc, EngineFailed):
+        return EngineError(exc.message)
+    return EngineError(exc.message)
+
+
 def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
     """Status, error body and extra headers for any exception."""
+    if isinstance(exc, EngineFault):
+        exc = from_engine_fault(exc)
     if isinstance(exc, GatewayError):
         return exc.status_code, exc.detail(), exc.headers
     if isinstance(exc, msgspec.DecodeError):  # ValidationError is a DecodeError too
         message, param = describe_decode_error(exc)
         return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
     if isinstance(exc, ValidationException):
-        return 400, ErrorDetail(_litestar_validation_message(exc), "invalid_request_error", None, "invalid_request"), {}
+        message, param = _litestar_validation_message(exc)
+        return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
+    if isinstance(exc, HTTPException) and isinstance(exc.__cause__, msgspec.DecodeError):
+        message, param = describe_decode_error(exc.__cause__)
+        return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
     if isinstance(exc, HTTPException):
         status = exc.status_code
         if status >= 500:
@@ -183,13 +225,20 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
     return 500, ErrorDetail("The server had an internal error; it has been logged.", "server_error"), {}
 
 
-def _litestar_validation_message(exc: ValidationException) -> str:
-    extra = exc.extra
-    if isinstance(extra, list) and extra:
-        parts = [f"{e.get('key') or 'body'}: {e.get('message')}" for e in extra if isinstance(e, dict)]
-        if parts:
-            return "Invalid request: " + "; ".join(parts)
-    return f"Invalid request: {exc.detail}"
+def _litestar_validation_message(exc: ValidationException) -> tuple[str, str | None]:
+    """Litestar reports msgspec's errors as ``extra=[{"key": path, "message": ...}]``: name the field."""
+    extra = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+    if not extra:
+        return f"Invalid request: {exc.detail}", None
+    parts = []
+    for item in extra:
+        key = item.get("key") or None
+        message = str(item.get("message", "invalid value"))
+        if key is None and "unknown field `" in message:
+            key = message.split("unknown field `", 1)[1].split("`", 1)[0]
+        parts.append(f"{message} at `{key}`" if key else message)
+    first_key = extra[0].get("key") or None
+    return "Invalid request: " + "; ".join(parts), first_key
 
 
 def exception_to_response(_request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:

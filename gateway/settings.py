@@ -70,9 +70,15 @@ class Settings(msgspec.Struct, kw_only=True):
                 values[name] = _parse_env_value(name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return msgspec.convert(values, cls, strict=False)
+            return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid setting: {exc}") from exc
+
+
+def _dec_hook(target: type, value: Any) -> Any:
+    if target is Path and isinstance(value, str | os.PathLike):
+        return Path(value).expanduser()
+    raise NotImplementedError(f"cannot convert {type(value).__name__} to {target}")
 
 
 def _parse_env_value(name: str, raw: str) -> Any:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 # Bump when the build recipe changes, so stale cached models are not reused.
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -102,7 +102,12 @@ def _corpus(seed: int) -> list[str]:
     ).split()
     lines: list[str] = []
     for name in COLOURS:
-        lines += [f"The image is {name}.", f'{{"colour": "{name}"}}', f"colour: {name}", f"<colour>{name}</colour>"]
+        lines += [
+            f"The image is {name}.",
+            f'{{"colour": "{name}"}}',
+            f"colour: {name}",
+            f"<colour>{name}</colour>",
+        ]
     for _ in range(3000):
         n = rng.randint(3, 12)
         lines.append(" ".join(rng.choice(words) for _ in range(n)))
@@ -177,11 +182,7 @@ def _model_config(spec: TinyModelSpec, tok: Any) -> Any:
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
         tie_word_embeddings=True,
-        max_position_embeddings=spec.max_position_embeddings,
     )
 
 
@@ -220,7 +221,9 @@ def build_tiny_model(
         pretrain_captions(model, processor, steps=spec.pretrain_steps, seed=spec.seed, progress=say)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
-    (out / "tiny_model.json").write_text(json.dumps({"build_version": BUILD_VERSION, **asdict(spec)}, indent=2))
+    (out / "tiny_model.json").write_text(
+        json.dumps({"build_version": BUILD_VERSION, **asdict(spec)}, indent=2)
+    )
     return out
 
 

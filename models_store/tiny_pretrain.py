@@ -93,10 +93,14 @@ def pretrain_captions(
     pad_id = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
     colours = list(COLOURS)
     pool = [
-        encode_example(processor, p, a.format(c=c), solid_image(c)) for c in colours for p, a in PROMPTS_AND_ANSWERS
+        encode_example(processor, p, a.format(c=c), solid_image(c))
+        for c in colours
+        for p, a in PROMPTS_AND_ANSWERS
     ]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps)
+    )
     model.train()
     loss_value = float("nan")
     for step in range(steps):

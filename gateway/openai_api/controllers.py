@@ -1,0 +1,43 @@
+"""HTTP routes of the OpenAI-compatible API: thin wrappers around one service call each."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.response import Stream
+
+from gateway.auth import require_api_key
+from gateway.openai_api.chat import ChatService
+from gateway.openai_api.models import ModelService
+from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
+
+
+class ChatController(Controller):
+    path = "/v1/chat/completions"
+    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
+    tags = ["OpenAI"]  # noqa: RUF012
+
+    @post(
+        "/",
+        summary="Create a chat completion",
+        description="OpenAI's chat completions, with images and videos as content parts; "
+        "`stream: true` answers with server-sent events.",
+        status_code=200,
+    )
+    async def create(self, data: ChatCompletionRequest, chat_service: ChatService) -> ChatCompletion | Stream:
+        if data.stream:
+            return Stream(await chat_service.stream(data), media_type="text/event-stream")
+        return await chat_service.complete(data)
+
+
+class ModelsController(Controller):
+    path = "/v1/models"
+    guards = [require_api_key]  # noqa: RUF012
+    tags = ["OpenAI"]  # noqa: RUF012
+
+    @get("/", summary="List models: base models and loaded adapters (with `parent`)")
+    async def list_models(self, model_service: ModelService) -> ModelList:
+        return model_service.list()
+
+    @get("/{model_id:path}", summary="Retrieve one model")
+    async def get_model(self, model_id: str, model_service: ModelService) -> ModelCard:
+        return model_service.get(model_id.lstrip("/"))

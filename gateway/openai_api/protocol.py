@@ -1,0 +1,256 @@
+"""OpenAI chat-completions wire types (msgspec), separate from any serving logic.
+
+Requests are decoded strictly: unknown fields are refused with a 400 that names them, because an ignored
+field silently changes behaviour (vLLM ignores the old ``guided_*`` fields and answers unconstrained).
+Responses and stream chunks mirror OpenAI's shapes exactly; fields that only vLLM adds are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+# ---------------------------------------------------------------- request: content parts
+
+
+class ImageUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class VideoUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    url: str
+
+
+class TextPart(msgspec.Struct, tag_field="type", tag="text", forbid_unknown_fields=True, omit_defaults=True):
+    text: str
+
+
+class ImageUrlPart(
+    msgspec.Struct, tag_field="type", tag="image_url", forbid_unknown_fields=True, omit_defaults=True
+):
+    image_url: ImageUrl
+
+
+class VideoUrlPart(
+    msgspec.Struct, tag_field="type", tag="video_url", forbid_unknown_fields=True, omit_defaults=True
+):
+    video_url: VideoUrl
+
+
+ContentPart = TextPart | ImageUrlPart | VideoUrlPart
+UserContent = str | Annotated[list[ContentPart], Meta(min_length=1)]
+TextContent = str | list[TextPart]
+
+# ---------------------------------------------------------------- request: messages
+
+
+class SystemMessage(
+    msgspec.Struct, tag_field="role", tag="system", forbid_unknown_fields=True, omit_defaults=True
+):
+    content: TextContent
+    name: str | None = None
+
+
+class DeveloperMessage(
+    msgspec.Struct, tag_field="role", tag="developer", forbid_unknown_fields=True, omit_defaults=True
+):
+    content: TextContent
+    name: str | None = None
+
+
+class UserMessage(
+    msgspec.Struct, tag_field="role", tag="user", forbid_unknown_fields=True, omit_defaults=True
+):
+    content: UserContent
+    name: str | None = None
+
+
+class AssistantMessage(
+    msgspec.Struct, tag_field="role", tag="assistant", forbid_unknown_fields=True, omit_defaults=True
+):
+    content: TextContent | None = None
+    name: str | None = None
+    refusal: str | None = None
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage
+
+# ---------------------------------------------------------------- request: options
+
+
+class StreamOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    include_usage: bool = False
+
+
+class JsonSchemaSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class TextFormat(
+    msgspec.Struct, tag_field="type", tag="text", forbid_unknown_fields=True, omit_defaults=True
+):
+    pass
+
+
+class JsonObjectFormat(
+    msgspec.Struct, tag_field="type", tag="json_object", forbid_unknown_fields=True, omit_defaults=True
+):
+    pass
+
+
+class JsonSchemaFormat(
+    msgspec.Struct, tag_field="type", tag="json_schema", forbid_unknown_fields=True, omit_defaults=True
+):
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
+
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
+StopList = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=16)]
+
+
+class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """POST /v1/chat/completions body: OpenAI's fields plus a few of vLLM's sampling extensions."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
+    top_p: Probability | None = None
+    n: Annotated[int, Meta(ge=1, le=128)] = 1
+    stop: Annotated[str, Meta(min_length=1)] | StopList | None = None
+    seed: int | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[float, Meta(ge=-100.0, le=100.0)]] | None = None
+    response_format: ResponseFormat | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    # Accepted for client compatibility; the gateway does not store completions.
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    # vLLM sampling extensions (send with the openai client's `extra_body`).
+    top_k: Annotated[int, Meta(ge=-1)] | None = None
+    min_p: Probability | None = None
+    repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
+    min_tokens: Annotated[int, Meta(ge=0)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("`top_logprobs` requires `logprobs: true`")
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("`stream_options` is only allowed when `stream` is true")
+
+
+# ---------------------------------------------------------------- responses
+
+
+class TopLogprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] = msgspec.field(default_factory=list)
+
+
+class ChoiceLogprobs(msgspec.Struct):
+    content: list[TokenLogprob] | None = None
+    refusal: list[TokenLogprob] | None = None
+
+
+class PromptTokensDetails(msgspec.Struct, omit_defaults=True):
+    cached_tokens: int = 0
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatMessage(msgspec.Struct):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "function_call"]
+
+
+class Choice(msgspec.Struct):
+    index: int
+    message: ChatMessage
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    object: Literal["chat.completion"] = "chat.completion"
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+class Delta(msgspec.Struct, omit_defaults=True):
+    """A stream delta: only the fields that changed (OpenAI sends `{}` on the final chunk)."""
+
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+
+
+class ChatCompletionChunk(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+
+# ---------------------------------------------------------------- models
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: Literal["model"] = "model"
+    root: str | None = None
+    parent: str | None = None
+    max_model_len: int | None = None
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelCard]
+    object: Literal["list"] = "list"
