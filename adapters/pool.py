@@ -90,6 +90,7 @@ class EnginePool:
                 engine.supervisor.on_down = lambda e=engine: self.mark_down(e, "engine process exited")  # type: ignore[misc]
                 engine.supervisor.on_ready = lambda e=engine: self.refresh(e)  # type: ignore[misc]
                 await engine.supervisor.start()
+        await self.refresh_all()  # URL engines are known from the first request on
         self._poller = asyncio.create_task(self._poll_forever(), name="engine-poller")
 
     async def stop(self) -> None:

@@ -165,23 +165,32 @@ _STATUS_TYPES: dict[int, tuple[str, str]] = {
 }
 
 
-def describe_decode_error(exc: Exception) -> tuple[str, str | None]:
+def describe_decode_error(exc: Exception, root: str = "") -> tuple[str, str | None]:
     """Message and JSON path (``param``) of a msgspec decode or validation error.
 
     msgspec says e.g. "Expected `int`, got `str` - at `$.max_tokens`"; the path after ``$.`` names the field.
+    ``root`` is a prefix to drop (Litestar decodes the body as the field ``data`` of its signature model).
     """
     text = str(exc)
-    param = None
+    path = ""
     if " - at `$" in text:
-        head, _, path = text.rpartition(" - at `$")
+        text, _, path = text.rpartition(" - at `$")
         path = path.rstrip("`").lstrip(".")
-        param = path or None
-        text = f"{head} at `{param}`" if param else head
-    if param is None and "unknown field `" in text:
-        param = text.split("unknown field `", 1)[1].split("`", 1)[0]
+    param = _field_path(path.removeprefix(root).lstrip(".") if root else path, text)
+    where = f" at `{param}`" if param and f"`{param}`" not in text else ""
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
-        return f"The request body is not valid JSON: {text}", param
-    return f"Invalid request: {text}", param
+        return f"The request body is not valid JSON: {text}", None
+    return f"Invalid request: {text}{where}", param
+
+
+def _field_path(path: str, message: str) -> str | None:
+    """The field a path names; at the root, the field a missing/unknown-field message names."""
+    if path:
+        return path
+    for marker in ("unknown field `", "required field `"):
+        if marker in message:
+            return message.split(marker, 1)[1].split("`", 1)[0]
+    return None
 
 
 def from_engine_fault(exc: EngineFault) -> GatewayError:
@@ -209,11 +218,14 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
     if isinstance(exc, msgspec.DecodeError):  # ValidationError is a DecodeError too
         message, param = describe_decode_error(exc)
         return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
+    decode_error = (
+        _decode_error_behind(exc) if isinstance(exc, HTTPException) and exc.status_code == 400 else None
+    )
+    if decode_error is not None:
+        message, param = describe_decode_error(decode_error, root="data")
+        return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
     if isinstance(exc, ValidationException):
         message, param = _litestar_validation_message(exc)
-        return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
-    if isinstance(exc, HTTPException) and isinstance(exc.__cause__, msgspec.DecodeError):
-        message, param = describe_decode_error(exc.__cause__)
         return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
     if isinstance(exc, HTTPException):
         status = exc.status_code
@@ -225,20 +237,30 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
     return 500, ErrorDetail("The server had an internal error; it has been logged.", "server_error"), {}
 
 
+def _decode_error_behind(exc: BaseException) -> msgspec.DecodeError | None:
+    """The msgspec error that Litestar wrapped (it chains them through ``__cause__`` / ``__context__``)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, msgspec.DecodeError):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
 def _litestar_validation_message(exc: ValidationException) -> tuple[str, str | None]:
-    """Litestar reports msgspec's errors as ``extra=[{"key": path, "message": ...}]``: name the field."""
+    """Litestar reports msgspec errors as `extra=[{"key": "data.<path>", "message": ...}]`: name the field."""
     extra = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
     if not extra:
         return f"Invalid request: {exc.detail}", None
-    parts = []
+    parts, params = [], []
     for item in extra:
-        key = item.get("key") or None
         message = str(item.get("message", "invalid value"))
-        if key is None and "unknown field `" in message:
-            key = message.split("unknown field `", 1)[1].split("`", 1)[0]
-        parts.append(f"{message} at `{key}`" if key else message)
-    first_key = extra[0].get("key") or None
-    return "Invalid request: " + "; ".join(parts), first_key
+        param = _field_path(str(item.get("key") or "").removeprefix("data").lstrip("."), message)
+        params.append(param)
+        parts.append(f"{message} at `{param}`" if param and f"`{param}`" not in message else message)
+    return "Invalid request: " + "; ".join(parts), params[0]
 
 
 def exception_to_response(_request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:

@@ -25,17 +25,13 @@ from gateway.openai_api.protocol import (
     ChatCompletionRequest,
     StreamOptions,
 )
+from gateway.openai_api.streaming import DONE, sse
 
 log = logging.getLogger("vlmgw.chat")
 
-DONE = b"data: [DONE]\n\n"
 _encode = msgspec.json.Encoder().encode
 _decode_chunk = msgspec.json.Decoder(ChatCompletionChunk).decode
 _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
-
-
-def sse(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
 
 
 class ChatService:

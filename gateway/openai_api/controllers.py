@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
-from litestar.response import Stream
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from gateway.auth import require_api_key
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.models import ModelService
 from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
+from gateway.openai_api.streaming import EventStream
 
 
 class ChatController(Controller):
@@ -23,9 +25,11 @@ class ChatController(Controller):
         "`stream: true` answers with server-sent events.",
         status_code=200,
     )
-    async def create(self, data: ChatCompletionRequest, chat_service: ChatService) -> ChatCompletion | Stream:
+    async def create(
+        self, data: JSONBody[ChatCompletionRequest], chat_service: NamedDependency[ChatService]
+    ) -> ChatCompletion | EventStream:
         if data.stream:
-            return Stream(await chat_service.stream(data), media_type="text/event-stream")
+            return EventStream(await chat_service.stream(data))
         return await chat_service.complete(data)
 
 
@@ -35,9 +39,11 @@ class ModelsController(Controller):
     tags = ["OpenAI"]  # noqa: RUF012
 
     @get("/", summary="List models: base models and loaded adapters (with `parent`)")
-    async def list_models(self, model_service: ModelService) -> ModelList:
+    async def list_models(self, model_service: NamedDependency[ModelService]) -> ModelList:
         return model_service.list()
 
     @get("/{model_id:path}", summary="Retrieve one model")
-    async def get_model(self, model_id: str, model_service: ModelService) -> ModelCard:
+    async def get_model(
+        self, model_id: FromPath[str], model_service: NamedDependency[ModelService]
+    ) -> ModelCard:
         return model_service.get(model_id.lstrip("/"))

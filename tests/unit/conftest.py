@@ -1,0 +1,47 @@
+"""Unit-test fixtures: the gateway in front of a fake engine (logic only; real vLLM is in integration/)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from adapters.engine_client import EngineClient
+from adapters.pool import Engine
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.fakes import FakeVLLM
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def fake_engine() -> FakeVLLM:
+    return FakeVLLM()
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Callable[..., AsyncTestClient[Any]]:
+    """Build a test client for an app over the given fake engines and settings overrides."""
+
+    def build(*fakes: FakeVLLM, **overrides: Any) -> AsyncTestClient[Any]:
+        settings = Settings(data_dir=tmp_path, engine_poll_interval_s=60.0, **overrides)
+        engines = [
+            Engine(EngineClient(f"http://fake-{i}.invalid", transport=fake.transport()))
+            for i, fake in enumerate(fakes)
+        ]
+        app = create_app(settings, engines=engines, say=lambda _m: None)
+        return AsyncTestClient(app=app)
+
+    return build
+
+
+@pytest.fixture
+async def client(
+    make_client: Callable[..., AsyncTestClient[Any]], fake_engine: FakeVLLM
+) -> AsyncIterator[Any]:
+    async with make_client(fake_engine) as test_client:
+        yield test_client
