@@ -70,12 +70,16 @@ class EngineSpec:
     max_loras: int = 4
     extra_args: list[str] = field(default_factory=list)
     log_path: Path | None = None
+    # Run this instead of vLLM (a wrapper script, or a stand-in server in the supervisor's own tests).
+    argv: list[str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
+        if self.argv is not None:
+            return list(self.argv)
         args = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", self.model,
@@ -144,7 +148,7 @@ class VLLMSupervisor:
         self._client = EngineClient(spec.url, connect_timeout_s=2.0)
 
     async def start(self) -> None:
-        if not vllm_installed():
+        if self.spec.argv is None and not vllm_installed():
             raise EngineFault(
                 "vLLM is not installed in this environment: install the engine extra "
                 "(`uv sync --extra cpu`, or `--extra cuda` on a GPU host) or pass --engine-url"
@@ -192,10 +196,11 @@ class VLLMSupervisor:
         _LIVE_GROUPS.add(self._proc.pid)
         log_task = asyncio.create_task(self._pump_output(self._proc))
         health_task = asyncio.create_task(self._await_health(self._proc))
-        code = await self._proc.wait()
+        code = await self._leader_exit(self._proc)
         self.last_exit_code = code
         health_task.cancel()
         await self._kill_group(signal.SIGKILL)  # engine-core children must not outlive the API server
+        await self._proc.wait()
         await asyncio.gather(log_task, health_task, return_exceptions=True)
         self.state = "down"
         self.pid = None
@@ -203,6 +208,14 @@ class VLLMSupervisor:
         if self.on_down:
             self.on_down()
         return code
+
+    @staticmethod
+    async def _leader_exit(proc: asyncio.subprocess.Process) -> int:
+        """The API server's exit code. ``proc.wait()`` would also wait for its children to close the output
+        pipe, and an orphaned engine-core process never does; so watch the return code instead."""
+        while proc.returncode is None:
+            await asyncio.sleep(0.2)
+        return proc.returncode
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         cmd = self.spec.command()
@@ -263,9 +276,10 @@ class VLLMSupervisor:
         if proc is None or proc.returncode is not None:
             return
         self.say("stopping engine")
-        await self._kill_group(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)  # the API server shuts its engine-core processes down itself
         try:
-            await asyncio.wait_for(proc.wait(), 20)
+            await asyncio.wait_for(self._leader_exit(proc), 20)
         except TimeoutError:
             self.say("engine did not stop in 20 s; killing it")
         await self._kill_group(signal.SIGKILL)

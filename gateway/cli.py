@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tiny.add_argument("--seed", type=int, default=0)
 
+    spec = sub.add_parser(
+        "openapi", help="print the OpenAPI document (or --write it to openapi/openapi.json)"
+    )
+    spec.add_argument("--write", action="store_true", help="write openapi/openapi.json in the source tree")
+
     quick = sub.add_parser(
         "quickstart", help="build the tiny model, start gateway and engine, and show a call"
     )
@@ -112,6 +117,16 @@ def cmd_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from gateway.openapi_doc import render_openapi, write_openapi
+
+    if args.write:
+        print(write_openapi())
+    else:
+        sys.stdout.write(render_openapi())
+    return 0
+
+
 def cmd_quickstart(settings: Settings) -> int:
     from gateway.quickstart import run_quickstart
 
@@ -123,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(own)
     if args.command == "tiny-model":
         return cmd_tiny_model(args)
+    if args.command == "openapi":
+        return cmd_openapi(args)
     try:
         settings = settings_from_args(args, engine_args)
     except ValueError as exc:

@@ -6,6 +6,7 @@ XML), so that LoRA fine-tuning on top of it has something to build on. Runs on C
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Callable
 from typing import Any
@@ -23,14 +24,23 @@ PROMPTS_AND_ANSWERS: list[tuple[str, str]] = [
 
 def solid_image(colour: str, size: int = 56) -> Any:
     """A PNG-backed PIL image of one colour (``format`` is set, as some libraries require)."""
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()
     Image.new("RGB", (size, size), COLOURS[colour]).save(buf, format="PNG")
     buf.seek(0)
     return Image.open(buf)
+
+
+def solid_image_data_uri(colour: str, size: int = 56) -> str:
+    """A ``data:image/png;base64,...`` URI of one colour, for demos."""
+    import base64
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), COLOURS[colour]).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def encode_example(processor: Any, prompt: str, answer: str, image: Any) -> dict[str, Any]:

@@ -74,10 +74,15 @@ class FakeVLLM:
         ]
         usage = {"prompt_tokens": 12, "completion_tokens": 5 * n, "total_tokens": 12 + 5 * n}
         return {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-            "model": body["model"], "choices": choices, "usage": usage, "prompt_logprobs": None,
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": choices,
+            "usage": usage,
+            "prompt_logprobs": None,
             "kv_transfer_params": None,
-        }  # fmt: skip
+        }
 
     def _chunks(self, body: dict[str, Any]) -> list[bytes]:
         base = {

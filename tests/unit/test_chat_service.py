@@ -49,9 +49,13 @@ async def test_request_is_forwarded_with_only_the_fields_the_client_set(
     await client.post(CHAT, json=chat_body(temperature=0.5, max_tokens=7, stop=["x"], seed=3))
     sent = fake_engine.requests[-1]
     assert sent == {
-        "model": "tiny", "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": 7, "temperature": 0.5, "stop": ["x"], "seed": 3,
-    }  # fmt: skip
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 7,
+        "temperature": 0.5,
+        "stop": ["x"],
+        "seed": 3,
+    }
 
 
 async def test_stream_relays_chunks_and_hides_usage_unless_asked(client: Any) -> None:
@@ -104,8 +108,10 @@ async def test_unknown_model_is_404_model_not_found(client: Any) -> None:
     assert resp.status_code == 404
     assert resp.json()["error"] == {
         "message": "The model `gpt-5` does not exist or you do not have access to it.",
-        "type": "invalid_request_error", "param": "model", "code": "model_not_found",
-    }  # fmt: skip
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
 
 
 async def test_engine_down_is_503_with_retry_after_and_marks_engine_down(
