@@ -43,7 +43,7 @@ class StaticKeys:
         return any(hmac.compare_digest(given, key) for key in self._keys)
 
 
-def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Litestar guard for the API routes."""
     keys: StaticKeys = connection.app.state.api_keys
     if not keys.enabled:

@@ -1,17 +1,20 @@
-"""A fake vLLM server as an ``httpx.MockTransport`` handler, for unit tests of gateway logic only.
+"""A fake vLLM server (aiohttp, on 127.0.0.1, in its own thread and event loop) for unit tests of logic only.
 
 Anything that claims to work with vLLM is tested against the real server in ``tests/integration``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from aiohttp import web
+
+from adapters.supervisor import free_port
 
 
 @dataclass
@@ -19,70 +22,110 @@ class FakeVLLM:
     """Answers like vLLM's OpenAI server; ``mode`` switches failure behaviours."""
 
     models: list[dict[str, Any]] = field(default_factory=lambda: [{"id": "tiny", "created": 1, "root": "/m"}])
-    mode: str = "ok"  # ok | down | timeout | reject | crash | break_stream | slow_ok
+    mode: str = "ok"  # ok | timeout | reject | crash | break_stream
     reply: str = "The image is red."
     requests: list[dict[str, Any]] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    _runner: web.AppRunner | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        if self.mode == "down":
-            raise httpx.ConnectError("connection refused", request=request)
-        path = request.url.path
-        if path == "/health":
-            return httpx.Response(200)
-        if path == "/v1/models":
-            return httpx.Response(200, json={"object": "list", "data": self.models})
-        if path == "/v1/chat/completions":
-            body = json.loads(request.content)
-            self.requests.append(body)
-            return self._chat(request, body)
-        return httpx.Response(404, json={"error": {"message": "no route", "type": "NotFound", "code": 404}})
+    def start(self) -> None:
+        """Serve in a thread of its own, so it answers while a test's event loop is blocked."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
 
-    def _chat(self, request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._listen())
+            ready.set()
+            loop.run_forever()
+
+        self._loop, self._thread = loop, threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        """Stop listening: connections are refused until ``start`` again (same port)."""
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = self._thread = None
+
+    async def _listen(self) -> None:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def _models(self, _request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": self.models})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
         if self.mode == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
+            await asyncio.sleep(1.5)
         if self.mode == "reject":
             err = {
                 "message": "This model's maximum context length is 2048 tokens.",
                 "type": "BadRequestError",
             }
-            return httpx.Response(400, json={"error": {**err, "param": None, "code": 400}})
+            return web.json_response({"error": {**err, "param": None, "code": 400}}, status=400)
         if self.mode == "crash":
-            return httpx.Response(
-                500, json={"error": {"message": "engine exploded", "type": "InternalServerError"}}
+            return web.json_response(
+                {"error": {"message": "engine exploded", "type": "Internal"}}, status=500
             )
         if body.get("stream"):
-            return httpx.Response(
-                200, stream=_Stream(self._chunks(body)), headers={"content-type": "text/event-stream"}
-            )
-        return httpx.Response(200, json=self._completion(body))
+            return await self._stream(request, body)
+        return web.json_response(self._completion(body))
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        events = self._chunks(body)
+        if self.mode == "break_stream":
+            for event in events[:2]:
+                await resp.write(event)
+            assert request.transport is not None
+            request.transport.close()  # the engine dies mid-stream
+            return resp
+        for event in events:
+            await resp.write(event)
+        await resp.write_eof()
+        return resp
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         n = body.get("n", 1)
+        message = {"role": "assistant", "content": self.reply, "tool_calls": [], "reasoning": None}
         choices = [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": self.reply, "tool_calls": [], "reasoning": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-                "stop_reason": None,
-                "token_ids": None,
-            }
+            {"index": i, "message": message, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
             for i in range(n)
         ]
         usage = {"prompt_tokens": 12, "completion_tokens": 5 * n, "total_tokens": 12 + 5 * n}
         return {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": choices,
-            "usage": usage,
-            "prompt_logprobs": None,
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"], "choices": choices, "usage": usage, "prompt_logprobs": None,
             "kv_transfer_params": None,
-        }
+        }  # fmt: skip
 
     def _chunks(self, body: dict[str, Any]) -> list[bytes]:
         base = {
@@ -105,20 +148,4 @@ class FakeVLLM:
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 12, "completion_tokens": len(words), "total_tokens": 12 + len(words)}
             events.append({**base, "choices": [], "usage": usage})
-        out = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
-        if self.mode == "break_stream":
-            return [*out[:2], b"BREAK"]
-        return [*out, b"data: [DONE]\n\n"]
-
-
-class _Stream(httpx.AsyncByteStream):
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for part in self.parts:
-            if part == b"BREAK":
-                raise httpx.RemoteProtocolError(
-                    "peer closed connection without sending complete message body"
-                )
-            yield part
+        return [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,11 @@ AppFactory = Callable[..., Any]
 
 
 @pytest.fixture
-def fake_engine() -> FakeVLLM:
-    return FakeVLLM()
+def fake_engine() -> Iterator[FakeVLLM]:
+    fake = FakeVLLM()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
@@ -28,11 +31,9 @@ def make_client(tmp_path: Path) -> Callable[..., AsyncTestClient[Any]]:
     """Build a test client for an app over the given fake engines and settings overrides."""
 
     def build(*fakes: FakeVLLM, **overrides: Any) -> AsyncTestClient[Any]:
+        timeouts = {"connect_timeout_s": 1.0, "request_timeout_s": overrides.pop("request_timeout_s", 30.0)}
         settings = Settings(data_dir=tmp_path, engine_poll_interval_s=60.0, **overrides)
-        engines = [
-            Engine(EngineClient(f"http://fake-{i}.invalid", transport=fake.transport()))
-            for i, fake in enumerate(fakes)
-        ]
+        engines = [Engine(EngineClient(fake.url, **timeouts)) for fake in fakes]
         app = create_app(settings, engines=engines, say=lambda _m: None)
         return AsyncTestClient(app=app)
 

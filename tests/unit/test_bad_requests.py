@@ -125,8 +125,8 @@ async def test_unknown_route_and_method_have_openai_shape(client: Any) -> None:
     assert wrong.json()["error"]["type"] == "invalid_request_error"
 
 
-async def test_body_too_large_is_413(make_client: Any) -> None:
-    async with make_client(FakeVLLM(), max_body_bytes=1000) as client:
+async def test_body_too_large_is_413(make_client: Any, fake_engine: FakeVLLM) -> None:
+    async with make_client(fake_engine, max_body_bytes=1000) as client:
         resp = await client.post(
             CHAT, json={"model": "tiny", "messages": [{"role": "user", "content": "x" * 5000}]}
         )
@@ -146,9 +146,9 @@ async def test_body_too_large_is_413(make_client: Any) -> None:
         ("bearer s3cret", 200),
     ],
 )
-async def test_api_keys(make_client: Any, header: str | None, status: int) -> None:
+async def test_api_keys(make_client: Any, fake_engine: FakeVLLM, header: str | None, status: int) -> None:
     headers = {"authorization": header} if header else {}
-    async with make_client(FakeVLLM(), api_keys=["s3cret"]) as client:
+    async with make_client(fake_engine, api_keys=["s3cret"]) as client:
         chat = await client.post(CHAT, json={"model": "tiny", "messages": MSG}, headers=headers)
         models = await client.get("/v1/models", headers=headers)
         health = await client.get("/health")

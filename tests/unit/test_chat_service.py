@@ -117,7 +117,7 @@ async def test_unknown_model_is_404_model_not_found(client: Any) -> None:
 async def test_engine_down_is_503_with_retry_after_and_marks_engine_down(
     client: Any, fake_engine: FakeVLLM
 ) -> None:
-    fake_engine.mode = "down"
+    fake_engine.stop()
     resp = await client.post(CHAT, json=chat_body())
     assert resp.status_code == 503
     assert resp.headers["retry-after"].isdigit()
@@ -130,9 +130,10 @@ async def test_engine_down_is_503_with_retry_after_and_marks_engine_down(
     assert health.json()["status"] == "unavailable"
 
 
-async def test_engine_timeout_is_504(client: Any, fake_engine: FakeVLLM) -> None:
+async def test_engine_timeout_is_504(make_client: Any, fake_engine: FakeVLLM) -> None:
     fake_engine.mode = "timeout"
-    resp = await client.post(CHAT, json=chat_body())
+    async with make_client(fake_engine, request_timeout_s=0.3) as client:
+        resp = await client.post(CHAT, json=chat_body())
     assert resp.status_code == 504
     assert resp.json()["error"]["type"] == "timeout"
 
@@ -153,14 +154,12 @@ async def test_engine_crash_is_502_not_500(client: Any, fake_engine: FakeVLLM) -
     assert resp.json()["error"]["type"] == "engine_error"
 
 
-async def test_models_lists_bases_then_adapters_with_parent(make_client: Any) -> None:
-    fake = FakeVLLM(
-        models=[
-            {"id": "lora-b", "created": 3, "parent": "tiny", "root": "/a/b"},
-            {"id": "tiny", "created": 1, "root": "/m", "max_model_len": 2048},
-        ]
-    )
-    async with make_client(fake) as client:
+async def test_models_lists_bases_then_adapters_with_parent(make_client: Any, fake_engine: FakeVLLM) -> None:
+    fake_engine.models = [
+        {"id": "lora-b", "created": 3, "parent": "tiny", "root": "/a/b"},
+        {"id": "tiny", "created": 1, "root": "/m", "max_model_len": 2048},
+    ]
+    async with make_client(fake_engine) as client:
         body = (await client.get("/v1/models")).json()
         one = (await client.get("/v1/models/lora-b")).json()
         missing = await client.get("/v1/models/none")
@@ -171,17 +170,19 @@ async def test_models_lists_bases_then_adapters_with_parent(make_client: Any) ->
     assert missing.status_code == 404
 
 
-async def test_replicas_share_load(make_client: Any) -> None:
-    first, second = FakeVLLM(), FakeVLLM()
+async def test_replicas_share_load(make_client: Any, fake_engine: FakeVLLM) -> None:
+    first, second = fake_engine, FakeVLLM()
+    second.start()
     async with make_client(first, second) as client:
         for _ in range(4):
             assert (await client.post(CHAT, json=chat_body())).status_code == 200
-        first.mode = "down"
+        first.stop()
         for _ in range(3):
             await client.post(CHAT, json=chat_body())
         statuses = [(await client.post(CHAT, json=chat_body())).status_code for _ in range(3)]
     assert statuses == [200, 200, 200], "after one replica failed, the other one serves"
     assert len(second.requests) >= 3
+    second.stop()
 
 
 async def test_health_reports_engines(client: Any) -> None:
@@ -200,4 +201,4 @@ async def test_metrics_count_requests_by_route_and_status(client: Any) -> None:
     assert 'vlmgw_requests_total{method="POST",route="/v1/chat/completions",status="200"} 1.0' in text
     assert 'vlmgw_requests_total{method="POST",route="/v1/chat/completions",status="404"} 1.0' in text
     assert "vlmgw_request_duration_seconds_bucket" in text
-    assert 'vlmgw_engine_up{engine="http://fake-0.invalid"} 1.0' in text
+    assert 'vlmgw_engine_up{engine="http://127.0.0.1:' in text
