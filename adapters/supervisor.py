@@ -35,6 +35,7 @@ _MILESTONES = re.compile(
     r"Loading weights took|Model loading took|init engine|KV cache|Starting vLLM API server|"
     r"Application startup complete|ERROR|Error|Traceback|Killed",
 )
+_NOISE = re.compile(r"ulimit|Avg prompt throughput")
 _LOG_PREFIX = re.compile(r"^\((?:APIServer|EngineCore)[^)]*\)\s+\w+\s+[\d-]+ [\d:]+ \[[^\]]+\]\s*")
 
 
@@ -265,7 +266,7 @@ class VLLMSupervisor:
                     log.write(line)
                     log.flush()
                 text = line.decode("utf-8", "replace").rstrip()
-                if _MILESTONES.search(text) and "ulimit" not in text:
+                if _MILESTONES.search(text) and not _NOISE.search(text):
                     self.say("engine: " + _LOG_PREFIX.sub("", text)[:300])
         finally:
             if log is not None:

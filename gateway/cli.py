@@ -36,6 +36,7 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "--engine-port", type=int, help="port for the spawned vLLM server (default: a free one)"
     )
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +85,7 @@ def settings_from_args(args: argparse.Namespace, engine_args: list[str]) -> Sett
         "api_keys",
         "engine_port",
         "log_level",
+        "access_log",
     )
     overrides = {name: getattr(args, name, None) for name in names}
     if engine_args:

@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, kw_only=True):
     api_keys: list[str] = msgspec.field(default_factory=list)
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
+    access_log: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)
