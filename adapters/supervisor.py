@@ -266,7 +266,8 @@ class VLLMSupervisor:
                     log.write(line)
                     log.flush()
                 text = line.decode("utf-8", "replace").rstrip()
-                if _MILESTONES.search(text) and not _NOISE.search(text):
+                # Once stopping, the engine's shutdown tracebacks are expected: keep them in the log only.
+                if not self._stopping.is_set() and _MILESTONES.search(text) and not _NOISE.search(text):
                     self.say("engine: " + _LOG_PREFIX.sub("", text)[:300])
         finally:
             if log is not None:
