@@ -19,8 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gateway.media.errors import MediaCorrupt, MediaTooLarge, MediaUnsupported
 
-# Formats Pillow decodes that users send; TIFF for scans, MPO is what many phone cameras write (a JPEG).
-ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF")
+# Formats Pillow decodes that users send; TIFF for scans. Pillow's JPEG opener also returns MPO, what many
+# phone cameras write (a JPEG with extra pictures appended).
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "WEBP": "image/webp"}
 LOSSLESS = frozenset({"PNG", "GIF", "BMP", "TIFF"})
 _ORIENTATION = 0x0112
@@ -74,7 +75,7 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise MediaTooLarge(f"the image has too many pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
-        names = ", ".join(f for f in ACCEPTED_FORMATS if f != "MPO")
+        names = ", ".join(ACCEPTED_FORMATS)
         raise MediaUnsupported(f"the data is not an image in a supported format ({names})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaCorrupt(f"the image header is corrupt ({exc})") from exc
