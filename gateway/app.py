@@ -22,6 +22,7 @@ from adapters.supervisor import EngineSpec, VLLMSupervisor, free_port
 from gateway import __version__
 from gateway.auth import StaticKeys
 from gateway.errors import exception_to_response
+from gateway.media.pipeline import MediaPipeline
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.controllers import ChatController, ModelsController
@@ -45,13 +46,16 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
     if settings.model is None:
         raise ValueError("no engine: give --model to spawn vLLM, or --engine-url for running servers")
     port = settings.engine_port or free_port()
+    extra_args = list(settings.engine_args)
+    if media_via_files(settings) and "--allowed-local-media-path" not in extra_args:
+        extra_args += ["--allowed-local-media-path", str(settings.media_handoff_dir.resolve())]
     spec = EngineSpec(
         model=settings.model,
         served_name=settings.engine_name,
         port=port,
         max_lora_rank=settings.engine_max_lora_rank,
         max_loras=settings.engine_max_loras,
-        extra_args=list(settings.engine_args),
+        extra_args=extra_args,
         log_path=settings.logs_dir / f"engine-{port}.log",
     )
     supervisor = VLLMSupervisor(
@@ -59,6 +63,13 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
         start_timeout_s=settings.engine_start_timeout_s,
     )  # fmt: skip
     return [Engine(engine_client(spec.url, settings), supervisor=supervisor, expected_model=spec.served_name)]
+
+
+def media_via_files(settings: Settings) -> bool:
+    """Hand media to the engine as local files: forced by the setting, or (auto) when we spawn the engine."""
+    if settings.media_handoff == "auto":
+        return settings.model is not None and not settings.engine_urls
+    return settings.media_handoff == "file"
 
 
 def engine_client(url: str, settings: Settings) -> EngineClient:
@@ -95,13 +106,17 @@ def create_app(
             on_state=_engine_state_to_metrics(metrics),
         )
         app.state.pool = pool
-        app.state.chat_service = ChatService(pool, metrics)
+        media = MediaPipeline.from_settings(
+            settings, handoff_folder=engines is None and media_via_files(settings)
+        )
+        app.state.chat_service = ChatService(pool, metrics, media)
         app.state.model_service = ModelService(pool)
         await pool.start()
         try:
             yield
         finally:
             await pool.stop()
+            await media.close()
 
     return Litestar(
         route_handlers=[ChatController, ModelsController, SystemController],

@@ -18,6 +18,7 @@ import msgspec
 from adapters.errors import EngineFault, EngineUnavailable
 from adapters.pool import Engine, EnginePool
 from gateway.errors import ErrorResponse, detail_for
+from gateway.media.pipeline import MediaPipeline, PreparedMedia
 from gateway.metrics import Metrics
 from gateway.openai_api.protocol import (
     ChatCompletion,
@@ -37,14 +38,21 @@ _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
 class ChatService:
     """POST /v1/chat/completions, independent of the web framework."""
 
-    def __init__(self, pool: EnginePool, metrics: Metrics) -> None:
+    def __init__(self, pool: EnginePool, metrics: Metrics, media: MediaPipeline) -> None:
         self.pool = pool
         self.metrics = metrics
+        self.media = media
 
     async def complete(self, req: ChatCompletionRequest) -> ChatCompletion:
         engine = self.pool.route(req.model)
-        with engine.track():
-            body = await self._guard(engine, engine.client.post_json("/v1/chat/completions", _encode(req)))
+        media = await self.media.prepare(req)
+        try:
+            with engine.track():
+                body = await self._guard(
+                    engine, engine.client.post_json("/v1/chat/completions", _encode(media.request))
+                )
+        finally:
+            media.release()
         result = _decode_completion(body)
         result.model = req.model
         if result.usage is not None:
@@ -54,16 +62,18 @@ class ChatService:
     async def stream(self, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
         engine = self.pool.route(req.model)
-        upstream = msgspec.structs.replace(req, stream_options=StreamOptions(include_usage=True))
+        media = await self.media.prepare(req)
+        upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
         stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
         engine.inflight += 1
         try:
             lines = await self._guard(engine, stream_cm.__aenter__())
         except BaseException:
             engine.inflight -= 1
+            media.release()
             raise
         wants_usage = req.stream_options is not None and req.stream_options.include_usage
-        return self._relay(engine, stream_cm, lines, req.model, wants_usage)
+        return self._relay(engine, stream_cm, lines, req.model, wants_usage, media)
 
     async def _relay(
         self,
@@ -72,6 +82,7 @@ class ChatService:
         lines: AsyncIterator[str],
         model: str,
         wants_usage: bool,
+        media: PreparedMedia,
     ) -> AsyncIterator[bytes]:
         try:
             async for line in lines:
@@ -90,6 +101,7 @@ class ChatService:
             yield sse(_encode(ErrorResponse(detail_for(exc)[1])))
         finally:
             engine.inflight -= 1
+            media.release()
             await stream_cm.__aexit__(None, None, None)
         yield DONE
 
