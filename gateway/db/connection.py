@@ -98,13 +98,14 @@ async def open_database(
 
 
 class DatabaseMiddleware:
-    """ASGI middleware: run each request inside the app's Tortoise context (``app.state.db``)."""
+    """ASGI middleware: run each request inside the app's Tortoise context (``state.db``, set in lifespan)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, state: Any) -> None:
         self.app = app
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx: TortoiseContext | None = getattr(scope["app"].state, "db", None) if "app" in scope else None
+        ctx: TortoiseContext | None = getattr(self.state, "db", None)
         if ctx is None or scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return

@@ -25,27 +25,48 @@ from gateway.platform_api.variable_rules import (
 )
 
 DEFINITION_FIELDS = (
-    "name", "type", "required", "description", "choices", "min_value", "max_value", "step_size",
-    "min_length", "max_length", "default_value",
-)  # fmt: skip
+    "name",
+    "type",
+    "required",
+    "description",
+    "choices",
+    "min_value",
+    "max_value",
+    "step_size",
+    "min_length",
+    "max_length",
+    "default_value",
+)
 
 
 def definition(row: db.Variable) -> VariableDef:
     return VariableDef(
-        name=row.name, type=row.type, required=row.required, choices=split_choices(row.choices),
-        min_value=row.min_value, max_value=row.max_value, step_size=row.step_size,
-        min_length=row.min_length, max_length=row.max_length,
-    )  # fmt: skip
+        name=row.name,
+        type=row.type,
+        required=row.required,
+        choices=split_choices(row.choices),
+        min_value=row.min_value,
+        max_value=row.max_value,
+        step_size=row.step_size,
+        min_length=row.min_length,
+        max_length=row.max_length,
+    )
 
 
 def check_definition(values: dict[str, Any]) -> dict[str, Any]:
     """Validate a full definition (all fields); returns the row values (choices joined with commas)."""
     choices = split_choices(values.get("choices"))
     var = VariableDef(
-        name=values["name"], type=values["type"], required=values["required"], choices=choices,
-        min_value=values["min_value"], max_value=values["max_value"], step_size=values["step_size"],
-        min_length=values["min_length"], max_length=values["max_length"],
-    )  # fmt: skip
+        name=values["name"],
+        type=values["type"],
+        required=values["required"],
+        choices=choices,
+        min_value=values["min_value"],
+        max_value=values["max_value"],
+        step_size=values["step_size"],
+        min_length=values["min_length"],
+        max_length=values["max_length"],
+    )
     problems = definition_problems(var)
     default = values.get("default_value")
     if default is not None and not problems and (problem := value_problem(var, default)):
@@ -121,11 +142,16 @@ class VariableService:
 
     async def _check_existing_values(self, row: db.Variable, values: dict[str, Any]) -> None:
         var = VariableDef(
-            name=values["name"], type=values["type"], required=values["required"],
-            choices=split_choices(values["choices"]), min_value=values["min_value"],
-            max_value=values["max_value"], step_size=values["step_size"],
-            min_length=values["min_length"], max_length=values["max_length"],
-        )  # fmt: skip
+            name=values["name"],
+            type=values["type"],
+            required=values["required"],
+            choices=split_choices(values["choices"]),
+            min_value=values["min_value"],
+            max_value=values["max_value"],
+            step_size=values["step_size"],
+            min_length=values["min_length"],
+            max_length=values["max_length"],
+        )
         bad = 0
         for stored in await db.VariableValue.filter(variable=row).values_list("value", flat=True):
             if value_problem(var, unwrap(stored)) is not None:
