@@ -20,15 +20,30 @@ from adapters.engine_client import EngineClient
 from adapters.pool import Engine, EnginePool
 from adapters.supervisor import EngineSpec, VLLMSupervisor, free_port
 from gateway import __version__
-from gateway.auth import StaticKeys
+from gateway.auth import KeyCache, StaticKeys
+from gateway.db.connection import DatabaseMiddleware, open_database
+from gateway.db.keys import ensure_defaults
 from gateway.errors import exception_to_response
 from gateway.media.pipeline import MediaPipeline
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.controllers import ChatController, ModelsController
 from gateway.openai_api.models import ModelService
+from gateway.platform_api.controllers import (
+    DatasetController,
+    ImageController,
+    TaskController,
+    VariableController,
+    WorkspaceController,
+)
+from gateway.platform_api.images import ImageService
+from gateway.platform_api.sample_controller import SampleController
+from gateway.platform_api.samples import SampleService
+from gateway.platform_api.tasks import DatasetService, TaskService
+from gateway.platform_api.variables import VariableService
 from gateway.settings import Settings
 from gateway.system.controllers import SystemController
+from models_store.image_store import ImageStore
 
 log = logging.getLogger("vlmgw")
 
@@ -106,33 +121,67 @@ def create_app(
             on_state=_engine_state_to_metrics(metrics),
         )
         app.state.pool = pool
-        media = MediaPipeline.from_settings(
-            settings, handoff_folder=engines is None and media_via_files(settings)
-        )
-        app.state.chat_service = ChatService(pool, metrics, media)
-        app.state.model_service = ModelService(pool)
-        await pool.start()
-        try:
-            yield
-        finally:
-            await pool.stop()
-            await media.close()
+        async with open_database(settings.db_url) as db:
+            app.state.db = db
+            await ensure_defaults()
+            media = MediaPipeline.from_settings(
+                settings, handoff_folder=engines is None and media_via_files(settings)
+            )
+            images = ImageService(
+                ImageStore(settings.store_dir, max_pixels=settings.media_image_max_pixels),
+                media.fetcher, settings.media_image_max_bytes,
+            )  # fmt: skip
+            media.stored = images
+            _platform_services(app.state, images)
+            app.state.chat_service = ChatService(pool, metrics, media)
+            app.state.model_service = ModelService(pool)
+            await pool.start()
+            try:
+                yield
+            finally:
+                await pool.stop()
+                await media.close()
+                app.state.db = None
 
+    state = State(
+        {
+            "settings": settings,
+            "metrics": metrics,
+            "api_keys": StaticKeys(settings.api_keys),
+            "key_cache": KeyCache(settings.key_cache_ttl_s),
+            "started_at": time.monotonic(),
+        }
+    )
     return Litestar(
-        route_handlers=[ChatController, ModelsController, SystemController],
+        route_handlers=[ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS],
         lifespan=[lifespan],
-        state=State({"settings": settings, "metrics": metrics, "api_keys": StaticKeys(settings.api_keys),
-                     "started_at": time.monotonic()}),
-        dependencies={
-            "chat_service": Provide(_from_state("chat_service"), sync_to_thread=False),
-            "model_service": Provide(_from_state("model_service"), sync_to_thread=False),
-        },
+        state=state,
+        dependencies={name: Provide(_from_state(name), sync_to_thread=False) for name in SERVICES},
         exception_handlers={Exception: exception_to_response},
-        middleware=[DefineMiddleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[DefineMiddleware(DatabaseMiddleware, state=state),
+                    DefineMiddleware(MetricsMiddleware, metrics=metrics)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         debug=False,
     )  # fmt: skip
+
+
+PLATFORM_CONTROLLERS = [
+    WorkspaceController, TaskController, DatasetController, VariableController, SampleController,
+    ImageController,
+]  # fmt: skip
+SERVICES = (
+    "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
+    "sample_service", "image_service",
+)  # fmt: skip
+
+
+def _platform_services(state: State, images: ImageService) -> None:
+    state.image_service = images
+    state.task_service = TaskService()
+    state.dataset_service = DatasetService()
+    state.variable_service = VariableService()
+    state.sample_service = SampleService()
 
 
 def _from_state(name: str) -> Callable[[State], Any]:

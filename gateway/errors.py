@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from tortoise.exceptions import IntegrityError
 
 from adapters.errors import (
     EngineFailed,
@@ -31,6 +32,8 @@ class ErrorDetail(msgspec.Struct):
     type: str
     param: str | None = None
     code: str | None = None
+    # Platform API (/vlm/v2) validation errors: every bad field with its problem; absent elsewhere.
+    fields: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ErrorResponse(msgspec.Struct):
@@ -66,6 +69,19 @@ class BadRequestError(GatewayError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "invalid_request"
+
+
+class FieldsInvalidError(BadRequestError):
+    """One or more request fields are invalid; ``fields`` maps each field (JSON path) to its problem."""
+
+    def __init__(self, fields: dict[str, str], *, message: str | None = None) -> None:
+        first = next(iter(fields))
+        text = message or "Invalid request: " + "; ".join(f"`{k}`: {v}" for k, v in fields.items())
+        super().__init__(text, param=first, code="invalid_fields")
+        self.fields = dict(fields)
+
+    def detail(self) -> ErrorDetail:
+        return ErrorDetail(self.message, self.error_type, self.param, self.code, fields=self.fields)
 
 
 class AuthenticationError(GatewayError):
@@ -215,6 +231,10 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
         exc = from_engine_fault(exc)
     if isinstance(exc, GatewayError):
         return exc.status_code, exc.detail(), exc.headers
+    if isinstance(exc, IntegrityError):  # a concurrent change broke a constraint the service had checked
+        log.info("integrity error: %s", exc)
+        message = "The change conflicts with other data (it was modified concurrently); retry."
+        return 409, ErrorDetail(message, "invalid_request_error", None, "conflict"), {}
     if isinstance(exc, msgspec.DecodeError):  # ValidationError is a DecodeError too
         message, param = describe_decode_error(exc)
         return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
@@ -263,7 +283,16 @@ def _litestar_validation_message(exc: ValidationException) -> tuple[str, str | N
     return "Invalid request: " + "; ".join(parts), params[0]
 
 
-def exception_to_response(_request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
-    """Litestar exception handler: every error leaves the gateway in OpenAI's shape."""
+PLATFORM_PREFIX = "/vlm/"
+
+
+def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
+    """Litestar exception handler: every error leaves the gateway in OpenAI's shape.
+
+    On the platform API a 400 always carries ``fields`` (field -> problem), also for body decode errors.
+    """
     status, detail, headers = detail_for(exc)
+    on_platform = request.scope.get("path", "").startswith(PLATFORM_PREFIX)
+    if on_platform and status == 400 and detail.fields is msgspec.UNSET:
+        detail.fields = {detail.param or "body": detail.message}
     return Response(ErrorResponse(detail), status_code=status, headers=headers)

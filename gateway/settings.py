@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, kw_only=True):
     engine_poll_interval_s: float = 2.0
     # HTTP API.
     api_keys: list[str] = msgspec.field(default_factory=list)
+    # Platform data: SQLite file in data_dir by default; a postgres:// URL lets several gateways share one.
+    database_url: str | None = None
+    # How long a verified database API key is trusted before it is checked again (revocation delay).
+    key_cache_ttl_s: float = 10.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
     access_log: bool = False
@@ -81,6 +85,16 @@ class Settings(msgspec.Struct, kw_only=True):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def store_dir(self) -> Path:
+        """Where stored files (images, adapters) live: the model store's root."""
+        return self.data_dir / "store"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: ``database_url`` if set, else a SQLite file in the data directory."""
+        return self.database_url or f"sqlite://{self.data_dir / 'vlmgw.sqlite3'}"
 
     @property
     def media_handoff_dir(self) -> Path:

@@ -43,9 +43,10 @@ class ChatService:
         self.metrics = metrics
         self.media = media
 
-    async def complete(self, req: ChatCompletionRequest) -> ChatCompletion:
+    async def complete(self, req: ChatCompletionRequest, workspace: str | None = None) -> ChatCompletion:
+        """``workspace``: where ``image://ID`` parts are looked up (the caller key's workspace)."""
         engine = self.pool.route(req.model)
-        media = await self.media.prepare(req)
+        media = await self.media.prepare(req, workspace)
         try:
             with engine.track():
                 body = await self._guard(
@@ -59,10 +60,10 @@ class ChatService:
             self.metrics.record_usage(req.model, result.usage.prompt_tokens, result.usage.completion_tokens)
         return result
 
-    async def stream(self, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
+    async def stream(self, req: ChatCompletionRequest, workspace: str | None = None) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
         engine = self.pool.route(req.model)
-        media = await self.media.prepare(req)
+        media = await self.media.prepare(req, workspace)
         upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
         stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
         engine.inflight += 1
