@@ -116,12 +116,6 @@ def _oriented(target: tuple[int, int], actual: tuple[int, int]) -> tuple[int, in
     return target[1], target[0]
 
 
-def downscale(image: Image.Image, max_pixels: int) -> Image.Image:
-    """``image`` shrunk to at most ``max_pixels`` keeping its aspect ratio (unchanged when it fits)."""
-    target = _target_size(image.size, max_pixels)
-    return image if target is None else image.resize(target, Image.Resampling.LANCZOS)
-
-
 def encode_image(image: Image.Image, *, lossless: bool, quality: int = 92) -> tuple[bytes, str]:
     """PNG when the source was lossless or has transparency, else JPEG."""
     buf = io.BytesIO()

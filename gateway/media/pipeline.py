@@ -33,7 +33,7 @@ from gateway.media.errors import (
 )
 from gateway.media.fetch import Fetcher, FetchLimits
 from gateway.media.handoff import Handoff, HandoffBatch
-from gateway.media.images import ImageLimits, check_image, downscale, encode_image
+from gateway.media.images import ImageLimits, check_image, encode_image
 from gateway.media.video import SampledVideo, Sampling, VideoLimits, encode_clip, sample_video
 from gateway.openai_api.protocol import (
     ChatCompletionRequest,
@@ -189,18 +189,16 @@ class MediaPipeline:
     ) -> list[ContentPart]:
         data = await self._load(video.url, self.limits.video.max_bytes, None, stored_ok=False)
         sampling, mode = self._sampling(video, defaults)
-        sampled = await self._in_thread(sample_video, data, sampling, self.limits.video)
+        pixels = self.limits.frame_pixels
+        sampled = await self._in_thread(sample_video, data, sampling, self.limits.video, pixels)
         if mode == "native":
-            clip = await self._in_thread(_native_clip, sampled, self.limits.frame_pixels)
+            clip = await self._in_thread(_native_clip, sampled)
             return [VideoUrlPart(VideoUrl(url=batch.put(clip, "video/mp4")))]
         return await self._frames_as_images(sampled, batch)
 
     async def _frames_as_images(self, sampled: SampledVideo, batch: HandoffBatch) -> list[ContentPart]:
         frames = sampled.frames
-        pixels = self.limits.frame_pixels
-        encoded = await self._in_thread(
-            lambda: [encode_image(downscale(f.image, pixels), lossless=False) for f in frames]
-        )
+        encoded = await self._in_thread(lambda: [encode_image(f.image, lossless=False) for f in frames])
         span = f"{frames[0].time_s:.2f} s to {frames[-1].time_s:.2f} s"
         out: list[ContentPart] = [
             TextPart(f"Video ({sampled.duration_s:.2f} s long), {len(frames)} frames in order, from {span}:")
@@ -297,11 +295,11 @@ def decode_data_uri(url: str, max_bytes: int) -> bytes:
     return data
 
 
-def _native_clip(sampled: SampledVideo, frame_pixels: int) -> bytes:
+def _native_clip(sampled: SampledVideo) -> bytes:
     frames = sampled.frames
     span = frames[-1].time_s - frames[0].time_s
     fps = (len(frames) - 1) / span if len(frames) > 1 and span > 0 else 1.0
-    return encode_clip([downscale(f.image, frame_pixels) for f in frames], fps)
+    return encode_clip([f.image for f in frames], fps)
 
 
 def _media_parts(messages: list[Message]) -> list[_Part]:

@@ -75,14 +75,19 @@ def sniff_container(data: bytes) -> str:
     raise MediaUnsupported("the data is not a video in a supported container (MP4, MOV, WebM, MKV, AVI)")
 
 
-def sample_video(data: bytes, sampling: Sampling, limits: VideoLimits) -> SampledVideo:
-    """Decode only what is needed to take the frames ``sampling`` asks for; raise a ``MediaError`` else."""
+def sample_video(data: bytes, sampling: Sampling, limits: VideoLimits, max_pixels: int = 0) -> SampledVideo:
+    """Decode only what is needed to take the frames ``sampling`` asks for; raise a ``MediaError`` else.
+
+    Frames come out upright (the container's display rotation applied) and, with ``max_pixels``, scaled
+    down to at most that many pixels during the colour conversion (much cheaper than converting at full
+    size and resizing afterwards).
+    """
     if len(data) > limits.max_bytes:
         raise MediaTooLarge(f"the video has {len(data)} bytes; the limit is {limits.max_bytes}")
     fmt = sniff_container(data)
     try:
         with av.open(io.BytesIO(data), mode="r", format=fmt) as container:
-            return _sample(container, fmt, sampling, limits)
+            return _sample(container, fmt, sampling, limits, max_pixels)
     except MediaError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, EOFError, OSError) as exc:
@@ -90,7 +95,11 @@ def sample_video(data: bytes, sampling: Sampling, limits: VideoLimits) -> Sample
 
 
 def _sample(
-    container: av.container.InputContainer, fmt: str, sampling: Sampling, limits: VideoLimits
+    container: av.container.InputContainer,
+    fmt: str,
+    sampling: Sampling,
+    limits: VideoLimits,
+    max_pixels: int,
 ) -> SampledVideo:
     if not container.streams.video:
         raise MediaUnsupported("the file has no video stream")
@@ -103,7 +112,7 @@ def _sample(
     if duration > limits.max_duration_s:
         raise MediaTooLarge(f"the video lasts {duration:.1f} s; the limit is {limits.max_duration_s:g} s")
     times = sample_times(duration, sampling, limits.max_frames)
-    frames = list(_frames_at(container, stream, index, times))
+    frames = list(_frames_at(container, stream, index, times, max_pixels))
     if not frames:
         raise MediaCorrupt("the video has no decodable frames")
     return SampledVideo(frames, duration, width, height, fmt)
@@ -162,6 +171,7 @@ def _frames_at(
     stream: VideoStream,
     index: KeyframeIndex,
     times: list[float],
+    max_pixels: int,
 ) -> Iterator[SampledFrame]:
     """For each time, the frame nearest to it; seek only when the target lies past the next keyframe."""
     assert stream.time_base is not None
@@ -184,7 +194,22 @@ def _frames_at(
         if previous is not None and current is not None and target - _pts(previous) <= _pts(current) - target:
             best = previous
         if best is not None:
-            yield SampledFrame(float((_pts(best) - index.start_pts) * time_base), best.to_image())
+            yield SampledFrame(
+                float((_pts(best) - index.start_pts) * time_base), frame_image(best, max_pixels)
+            )
+
+
+def frame_image(frame: av.video.frame.VideoFrame, max_pixels: int = 0) -> Image.Image:
+    """The frame as an upright RGB image, scaled (area averaging) to at most ``max_pixels`` when set."""
+    width, height = frame.width, frame.height
+    if max_pixels > 0 and width * height > max_pixels:
+        scale = math.sqrt(max_pixels / (width * height))
+        width, height = max(2, int(width * scale)), max(2, int(height * scale))
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
+    else:
+        image = frame.to_image()
+    rotation = round(frame.rotation or 0) % 360
+    return image.rotate(rotation, expand=True) if rotation else image
 
 
 def _pts(frame: av.video.frame.VideoFrame) -> int:

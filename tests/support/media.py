@@ -68,6 +68,7 @@ def video_bytes(
     container: str = "mp4",
     codec: str = "libx264",
     gop: int | None = None,
+    rotation: int = 0,
 ) -> bytes:
     """A video generated with PyAV: frame i is a solid grey of level ``frame_level(i)``."""
     import av
@@ -80,8 +81,11 @@ def video_bytes(
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"  # type: ignore[union-attr]
         if gop is not None:
             stream.gop_size = gop  # type: ignore[union-attr]
+        if rotation:
+            stream.set_display_rotation(rotation)  # type: ignore[union-attr]
         for i in range(round(seconds * fps)):
             frame = np.full((height, width, 3), frame_level(i), dtype=np.uint8)
+            frame[:8, :8] = (255, 0, 0)  # a red mark in the top-left corner shows the orientation
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):  # type: ignore[union-attr]
                 out.mux(packet)
         for packet in stream.encode(None):  # type: ignore[union-attr]

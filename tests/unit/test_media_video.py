@@ -12,7 +12,7 @@ LIMITS = VideoLimits()
 
 
 def level(frame_image: object) -> int:
-    r, g, b = frame_image.getpixel((10, 10))  # type: ignore[attr-defined]
+    r, g, b = frame_image.getpixel((20, 20))  # type: ignore[attr-defined]
     return round((r + g + b) / 3)
 
 
@@ -95,3 +95,20 @@ def test_encoded_clip_decodes_to_the_same_frames() -> None:
     assert [level(f.image) for f in again.frames] == pytest.approx(
         [level(f.image) for f in video.frames], abs=4
     )
+
+
+def test_frames_are_scaled_during_conversion_keeping_the_aspect_ratio() -> None:
+    video = sample_video(
+        video_bytes(seconds=1, size=(320, 240)), Sampling(num_frames=2), LIMITS, max_pixels=4800
+    )
+    width, height = video.frames[0].image.size
+    assert width * height <= 4800 and abs(width / height - 4 / 3) < 0.05
+
+
+def test_display_rotation_is_applied() -> None:
+    """Rotated 90 degrees counter-clockwise for display: 64x48 becomes 48x64, the top-left mark moves down."""
+    video = sample_video(video_bytes(seconds=1, rotation=90), Sampling(num_frames=1), LIMITS)
+    image = video.frames[0].image
+    assert image.size == (48, 64)
+    r, g, _ = image.getpixel((2, 61))  # type: ignore[misc]
+    assert r > 200 and g < 60
