@@ -85,7 +85,8 @@ async def keys(db_url: str) -> Keys:
 
 
 @pytest.fixture(scope="session")
-async def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+async def store_dir(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway's data directory (one per database backend, like a deployment's shared store)."""
     return tmp_path_factory.mktemp("data")
 
 
