@@ -27,6 +27,7 @@ from gateway.openai_api.chat import ChatService
 from gateway.openai_api.controllers import ChatController, ModelsController
 from gateway.openai_api.models import ModelService
 from gateway.settings import Settings
+from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
 
 log = logging.getLogger("vlmgw")
@@ -51,7 +52,7 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
         port=port,
         max_lora_rank=settings.engine_max_lora_rank,
         max_loras=settings.engine_max_loras,
-        extra_args=list(settings.engine_args),
+        extra_args=[*structured_backend_args(settings), *settings.engine_args],
         log_path=settings.logs_dir / f"engine-{port}.log",
     )
     supervisor = VLLMSupervisor(
@@ -59,6 +60,13 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
         start_timeout_s=settings.engine_start_timeout_s,
     )  # fmt: skip
     return [Engine(engine_client(spec.url, settings), supervisor=supervisor, expected_model=spec.served_name)]
+
+
+def structured_backend_args(settings: Settings) -> list[str]:
+    """vLLM flags for the structured-output backend, unless the user passed their own after ``--``."""
+    if any(a.startswith("--structured-outputs-config") for a in settings.engine_args):
+        return []
+    return ["--structured-outputs-config.backend", settings.structured_backend]
 
 
 def engine_client(url: str, settings: Settings) -> EngineClient:
@@ -95,7 +103,8 @@ def create_app(
             on_state=_engine_state_to_metrics(metrics),
         )
         app.state.pool = pool
-        app.state.chat_service = ChatService(pool, metrics)
+        structured = StructuredOutputService(metrics, settings.structured_cache_size)
+        app.state.chat_service = ChatService(pool, metrics, structured)
         app.state.model_service = ModelService(pool)
         await pool.start()
         try:
