@@ -8,9 +8,10 @@ mistake is always a 4xx; anything unexpected is a 500 whose body carries no stac
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import msgspec
+import msgspec.inspect
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from tortoise.exceptions import IntegrityError
@@ -141,6 +142,14 @@ class EngineError(GatewayError):
     status_code = 502
     error_type = "engine_error"
     default_code = "engine_error"
+
+
+class InvalidStructuredOutputError(GatewayError):
+    """The model's answer broke its structured-output constraint (after any retries)."""
+
+    status_code = 502
+    error_type = "engine_error"
+    default_code = "invalid_structured_output"
 
 
 class EngineUnavailableError(GatewayError):
@@ -286,6 +295,50 @@ def _litestar_validation_message(exc: ValidationException) -> tuple[str, str | N
 PLATFORM_PREFIX = "/vlm/"
 
 
+def body_field_errors(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Every bad field of a JSON body that failed to decode (msgspec stops at the first one).
+
+    Checks each top-level field of the handler's ``data`` Struct on its own: unknown fields, missing
+    required fields, and values that do not convert to the field's type and constraints.
+    """
+    try:
+        raw = request._connection_state.body
+        data_field = request.route_handler.parsed_data_field
+        if not isinstance(raw, bytes) or data_field is None:
+            return {}
+        struct = data_field.annotation
+        obj = msgspec.json.decode(raw)
+        if (
+            not isinstance(obj, dict)
+            or not isinstance(struct, type)
+            or not issubclass(struct, msgspec.Struct)
+        ):
+            return {}
+        hints = get_type_hints(struct, include_extras=True)
+        info = msgspec.inspect.type_info(struct)
+    except Exception:  # anything unexpected: fall back to the first error only
+        return {}
+    errors: dict[str, str] = {}
+    fields = {f.encode_name: f for f in info.fields}  # type: ignore[attr-defined]
+    for key in obj:
+        if key not in fields:
+            errors[key] = "is not a field of this request"
+    for name, field in fields.items():
+        if name not in obj:
+            if field.required:
+                errors[name] = "is required"
+            continue
+        try:
+            msgspec.convert(obj[name], hints[field.name], strict=True)
+        except msgspec.ValidationError as exc:
+            message, path = str(exc), ""
+            if " - at `$" in message:
+                message, _, path = message.rpartition(" - at `$")
+                path = path.rstrip("`")
+            errors[name + path] = message
+    return errors
+
+
 def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
     """Litestar exception handler: every error leaves the gateway in OpenAI's shape.
 
@@ -294,5 +347,8 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
     status, detail, headers = detail_for(exc)
     on_platform = request.scope.get("path", "").startswith(PLATFORM_PREFIX)
     if on_platform and status == 400 and detail.fields is msgspec.UNSET:
-        detail.fields = {detail.param or "body": detail.message}
+        fields = body_field_errors(request) if detail.param is not None else {}
+        detail.fields = fields or {detail.param or "body": detail.message}
+        if len(fields) > 1:
+            detail.message = "Invalid request: " + "; ".join(f"`{k}`: {v}" for k, v in fields.items())
     return Response(ErrorResponse(detail), status_code=status, headers=headers)

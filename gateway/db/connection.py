@@ -30,14 +30,21 @@ MIGRATIONS_MODULE = "gateway.db.migrations"
 MIGRATION_LOCK_ID = 0x766C6D67  # "vlmg": PostgreSQL advisory lock key for schema upgrades
 
 
+def connection_alias(db_url: str) -> str:
+    """The connection's name: one per dialect, because Tortoise caches SQL text per connection name
+    (``EXECUTOR_CACHE``), and a process that used SQLite and then PostgreSQL (tests) must not mix them."""
+    return "postgres" if is_postgres(db_url) else "sqlite"
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
     """Tortoise configuration for the platform models on ``db_url``."""
+    alias = connection_alias(db_url)
     return {
-        "connections": {"default": db_url},
+        "connections": {alias: db_url},
         "apps": {
             APP_LABEL: {
                 "models": [MODELS_MODULE],
-                "default_connection": "default",
+                "default_connection": alias,
                 "migrations": MIGRATIONS_MODULE,
             }
         },
@@ -57,8 +64,8 @@ def _ensure_sqlite_dir(db_url: str) -> None:
 
 async def migrate_database(ctx: TortoiseContext, target: str | None = None) -> None:
     """Apply pending migrations (up to ``target``, a migration name, when given) on the context's db."""
-    connection = ctx.connections.get("default")
-    executor = MigrationExecutor(connection, tortoise_config("")["apps"])
+    connection = _connection(ctx)
+    executor = MigrationExecutor(connection, tortoise_config(connection_alias_of(connection))["apps"])
     targets = [MigrationTarget(APP_LABEL, target or "__latest__")]
     if connection.capabilities.dialect == "postgres":
         async with connection.acquire_connection() as raw:  # one session holds the lock
@@ -73,11 +80,20 @@ async def migrate_database(ctx: TortoiseContext, target: str | None = None) -> N
 
 async def applied_migrations(ctx: TortoiseContext) -> list[str]:
     """Names of the migrations recorded as applied, in order."""
-    connection = ctx.connections.get("default")
+    connection = _connection(ctx)
     rows = await connection.execute_query_dict(
         "SELECT name FROM tortoise_migrations WHERE app = 'models' ORDER BY id"
     )
     return [str(row["name"]) for row in rows]
+
+
+def connection_alias_of(connection: Any) -> str:
+    """A URL-shaped stand-in that maps to the same alias as the connection (for ``tortoise_config``)."""
+    return "postgres://" if connection.capabilities.dialect == "postgres" else "sqlite://"
+
+
+def _connection(ctx: TortoiseContext) -> Any:
+    return ctx.connections.get(ctx.default_connection or "sqlite")
 
 
 @asynccontextmanager

@@ -28,6 +28,7 @@ PageNo = Annotated[int, Parameter(ge=1, description="1-based page number")]
 PageSize = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="results per page")]
 WorkspaceQ = Annotated[str | None, Parameter(description="act in this workspace (id) instead of the key's")]
 Search = Annotated[str | None, Parameter(description="only objects whose name contains this (any case)")]
+DatasetQ = Annotated[uuid.UUID | None, Parameter(description="only objects of this dataset (id)")]
 NO_CONTENT = 204
 
 
@@ -240,7 +241,7 @@ class VariableController(_Base):
         request: Request[Any, Any, Any],
         variable_service: NamedDependency[VariableService],
         workspace: WorkspaceQ = None,
-        dataset: uuid.UUID | None = None,
+        dataset: DatasetQ = None,
         page: PageNo = 1,
         page_size: PageSize = DEFAULT_PAGE_SIZE,
     ) -> wire.VariablePage:

@@ -13,6 +13,7 @@ from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import DEFAULT_PAGE_SIZE, workspace_for
 from gateway.platform_api.controllers import (
     NO_CONTENT,
+    DatasetQ,
     PageNo,
     PageSize,
     Search,
@@ -40,7 +41,7 @@ class SampleController(_Base):
         request: Req,
         sample_service: Samples,
         workspace: WorkspaceQ = None,
-        dataset: uuid.UUID | None = None,
+        dataset: DatasetQ = None,
         test: TestQ = None,
         search: Search = None,
         page: PageNo = 1,

@@ -19,8 +19,8 @@ from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
 from gateway.platform_api.images import image_file_url
 from gateway.platform_api.tasks import changes, touch_dataset
-from gateway.platform_api.variable_rules import value_problem
-from gateway.platform_api.variables import definition, unwrap, wrap_value
+from gateway.platform_api.variable_rules import checked_value, definition
+from gateway.platform_api.variables import unwrap, wrap_value
 
 MAX_IMAGES_PER_SAMPLE = 10
 
@@ -119,9 +119,10 @@ class SampleService:
         """Add or replace the sample's value of a variable of its dataset, checked against the variable."""
         sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
         variable = await self._variable(sample, body.dataset_variable)
-        value = wrap_value(body.value)
-        if (problem := value_problem(definition(variable), value)) is not None:
-            raise FieldsInvalidError({"value": f"`{variable.name}` ({variable.type}) {problem}"})
+        try:
+            value = checked_value(definition(variable), wrap_value(body.value))
+        except ValueError as exc:
+            raise FieldsInvalidError({"value": f"`{variable.name}` ({variable.type}): {exc}"}) from None
         await db.VariableValue.update_or_create(
             sample=sample, variable=variable, defaults={"value": {"value": value}}
         )

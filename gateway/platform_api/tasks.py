@@ -21,7 +21,7 @@ from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
-from gateway.platform_api.variable_rules import template_problems
+from gateway.platform_api.variable_rules import definition, template_problems
 
 
 def today() -> str:
@@ -154,8 +154,8 @@ class DatasetService:
         if put:
             require_fields(values, ("name",))
         if "result_template" in values:
-            names = await db.Variable.filter(dataset=dataset).values_list("name", flat=True)
-            if problems := template_problems(values["result_template"], [str(n) for n in names]):
+            variables = [definition(v) for v in await db.Variable.filter(dataset=dataset)]
+            if problems := template_problems(values["result_template"], variables):
                 raise FieldsInvalidError(problems)
         if values:
             values.setdefault("version", today())

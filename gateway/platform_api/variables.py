@@ -18,8 +18,10 @@ from gateway.platform_api.common import Page, PageRequest, get_in_workspace, pag
 from gateway.platform_api.tasks import changes, touch_dataset
 from gateway.platform_api.variable_rules import (
     VariableDef,
+    definition,
     definition_problems,
     split_choices,
+    template_problems,
     template_variables,
     value_problem,
 )
@@ -39,41 +41,36 @@ DEFINITION_FIELDS = (
 )
 
 
-def definition(row: db.Variable) -> VariableDef:
-    return VariableDef(
-        name=row.name,
-        type=row.type,
-        required=row.required,
-        choices=split_choices(row.choices),
-        min_value=row.min_value,
-        max_value=row.max_value,
-        step_size=row.step_size,
-        min_length=row.min_length,
-        max_length=row.max_length,
-    )
-
-
 def check_definition(values: dict[str, Any]) -> dict[str, Any]:
     """Validate a full definition (all fields); returns the row values (choices joined with commas)."""
-    choices = split_choices(values.get("choices"))
-    var = VariableDef(
-        name=values["name"],
-        type=values["type"],
-        required=values["required"],
-        choices=choices,
-        min_value=values["min_value"],
-        max_value=values["max_value"],
-        step_size=values["step_size"],
-        min_length=values["min_length"],
-        max_length=values["max_length"],
-    )
-    problems = definition_problems(var)
-    default = values.get("default_value")
-    if default is not None and not problems and (problem := value_problem(var, default)):
-        problems["default_value"] = problem
-    if problems:
+    var = as_definition(values)
+    if problems := definition_problems(var):
         raise FieldsInvalidError(problems)
-    return {**values, "choices": ",".join(choices) if choices else None}
+    return {**values, "choices": ",".join(var.choices) if var.choices else None}
+
+
+def as_definition(values: dict[str, Any]) -> VariableDef:
+    fields = {name: values[name] for name in DEFINITION_FIELDS if name not in ("description", "choices")}
+    return VariableDef(**fields, choices=split_choices(values.get("choices")))
+
+
+async def check_template_still_fits(
+    dataset: db.Dataset, changed: VariableDef | None, drop: str | None
+) -> None:
+    """409 when the dataset's result_template would no longer compile with the changed variables."""
+    if not dataset.result_template.strip():
+        return
+    current = {v.name: definition(v) for v in await db.Variable.filter(dataset=dataset)}
+    if drop is not None:
+        current.pop(drop, None)
+    if changed is not None:
+        current[changed.name] = changed
+    if problems := template_problems(dataset.result_template, current.values()):
+        raise ConflictError(
+            f"The change would make the dataset's result_template invalid: {problems['result_template']}. "
+            "Change the template first.",
+            code="template_mismatch",
+        )
 
 
 class VariableService:
@@ -91,6 +88,7 @@ class VariableService:
         values = check_definition({name: getattr(body, name) for name in DEFINITION_FIELDS})
         if await db.Variable.filter(dataset=dataset, name=body.name).exists():
             raise FieldsInvalidError({"name": f"the dataset already has a variable `{body.name}`"})
+        await check_template_still_fits(dataset, as_definition(values), None)
         row = await db.Variable.create(dataset=dataset, **values)
         await touch_dataset(dataset.id)
         return await self.get(ws, row.id)
@@ -109,6 +107,7 @@ class VariableService:
         if values["name"] != row.name:
             await self._check_rename(row, values["name"], dataset)
         await self._check_existing_values(row, values)
+        await check_template_still_fits(dataset, as_definition(values), drop=row.name)
         await row.update_from_dict(values).save()
         await touch_dataset(dataset.id)
         return await self.get(ws, variable_id)
@@ -141,17 +140,7 @@ class VariableService:
             )
 
     async def _check_existing_values(self, row: db.Variable, values: dict[str, Any]) -> None:
-        var = VariableDef(
-            name=values["name"],
-            type=values["type"],
-            required=values["required"],
-            choices=split_choices(values["choices"]),
-            min_value=values["min_value"],
-            max_value=values["max_value"],
-            step_size=values["step_size"],
-            min_length=values["min_length"],
-            max_length=values["max_length"],
-        )
+        var = as_definition(values)
         bad = 0
         for stored in await db.VariableValue.filter(variable=row).values_list("value", flat=True):
             if value_problem(var, unwrap(stored)) is not None:
