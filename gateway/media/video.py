@@ -28,7 +28,7 @@ from PIL import Image
 
 from gateway.media.errors import MediaCorrupt, MediaError, MediaTooLarge, MediaUnsupported
 
-VIDEO_MIME = {"mov": "video/mp4", "matroska": "video/webm", "avi": "video/x-msvideo"}
+_MARGIN_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -173,9 +173,17 @@ def _frames_at(
     times: list[float],
     max_pixels: int,
 ) -> Iterator[SampledFrame]:
-    """For each time, the frame nearest to it; seek only when the target lies past the next keyframe."""
+    """For each time, the frame nearest to it; seek only when the target lies past the next keyframe.
+
+    While still far from the target (more than ``_MARGIN_FRAMES`` frames), the decoder skips frames that no
+    other frame refers to (B-frames mostly): they cannot be the answer and nothing needs them. The margin
+    covers the decoder's reordering delay, so every frame near the target is decoded.
+    """
     assert stream.time_base is not None
     time_base = stream.time_base
+    context = stream.codec_context
+    rate = stream.guessed_rate or stream.average_rate or 30
+    margin = int(Fraction(_MARGIN_FRAMES) / Fraction(rate) / time_base)
     decoded: Iterator[av.video.frame.VideoFrame] = iter(())
     previous: av.video.frame.VideoFrame | None = None
     current: av.video.frame.VideoFrame | None = None
@@ -185,11 +193,16 @@ def _frames_at(
         if current is None or _pts(current) < keyframe:
             container.seek(keyframe, stream=stream, backward=True)
             decoded, previous, current = container.decode(stream), None, None
+            if target - keyframe > margin:
+                context.skip_frame = "NONREF"
         while current is None or _pts(current) < target:
             following = next((f for f in decoded if f.pts is not None), None)
             if following is None:
                 break  # end of stream: the last frame stands for the rest
             previous, current = current, following
+            if _pts(current) >= target - margin:
+                context.skip_frame = "DEFAULT"
+        context.skip_frame = "DEFAULT"
         best = current
         if previous is not None and current is not None and target - _pts(previous) <= _pts(current) - target:
             best = previous
