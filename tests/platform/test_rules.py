@@ -335,3 +335,15 @@ async def test_put_replaces_and_requires_patch_merges(client: AsyncTestClient[An
     assert error(await client.patch(spath, json={"type": "pairs"}, headers=api.headers))["fields"].keys() == {
         "type"
     }
+
+
+async def test_sample_filters(client: AsyncTestClient[Any], api: Api) -> None:
+    dataset = await api.dataset()
+    train = await api.sample(dataset["id"], name="front view")
+    test = await api.sample(dataset["id"], name="back view", test=True)
+    base = f"/vlm/v2/sample/?dataset={dataset['id']}"
+    for query, expected in (("", {train["id"], test["id"]}), ("&test=true", {test["id"]}),
+                            ("&test=false", {train["id"]}), ("&search=FRONT", {train["id"]})):  # fmt: skip
+        page = (await client.get(base + query, headers=api.headers)).json()
+        assert {s["id"] for s in page["results"]} == expected, query
+    assert "test" in error(await client.get(base + "&test=maybe", headers=api.headers))["fields"]
