@@ -42,6 +42,7 @@ from gateway.platform_api.samples import SampleService
 from gateway.platform_api.tasks import DatasetService, TaskService
 from gateway.platform_api.variables import VariableService
 from gateway.settings import Settings
+from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
 from models_store.image_store import ImageStore
 
@@ -61,7 +62,7 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
     if settings.model is None:
         raise ValueError("no engine: give --model to spawn vLLM, or --engine-url for running servers")
     port = settings.engine_port or free_port()
-    extra_args = list(settings.engine_args)
+    extra_args = [*structured_backend_args(settings), *settings.engine_args]
     if media_via_files(settings) and "--allowed-local-media-path" not in extra_args:
         extra_args += ["--allowed-local-media-path", str(settings.media_handoff_dir.resolve())]
     spec = EngineSpec(
@@ -85,6 +86,13 @@ def media_via_files(settings: Settings) -> bool:
     if settings.media_handoff == "auto":
         return settings.model is not None and not settings.engine_urls
     return settings.media_handoff == "file"
+
+
+def structured_backend_args(settings: Settings) -> list[str]:
+    """vLLM flags for the structured-output backend, unless the user passed their own after ``--``."""
+    if any(a.startswith("--structured-outputs-config") for a in settings.engine_args):
+        return []
+    return ["--structured-outputs-config.backend", settings.structured_backend]
 
 
 def engine_client(url: str, settings: Settings) -> EngineClient:
@@ -133,7 +141,8 @@ def create_app(
             )  # fmt: skip
             media.stored = images
             _platform_services(app.state, images)
-            app.state.chat_service = ChatService(pool, metrics, media)
+            structured = StructuredOutputService(metrics, settings.structured_cache_size)
+            app.state.chat_service = ChatService(pool, metrics, media, structured)
             app.state.model_service = ModelService(pool)
             await pool.start()
             try:

@@ -39,6 +39,11 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine-port", type=int, help="port for the spawned vLLM server (default: a free one)"
     )
+    parser.add_argument(
+        "--structured-backend",
+        choices=["outlines", "xgrammar", "guidance"],
+        help="structured-output backend of the spawned vLLM (default outlines; see benchmarks/README.md)",
+    )
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
 
@@ -93,6 +98,7 @@ def settings_from_args(args: argparse.Namespace, engine_args: list[str]) -> Sett
         "engine_port",
         "log_level",
         "access_log",
+        "structured_backend",
     )
     overrides = {name: getattr(args, name, None) for name in names}
     if engine_args:

@@ -144,6 +144,14 @@ class EngineError(GatewayError):
     default_code = "engine_error"
 
 
+class InvalidStructuredOutputError(GatewayError):
+    """The model's answer broke its structured-output constraint (after any retries)."""
+
+    status_code = 502
+    error_type = "engine_error"
+    default_code = "invalid_structured_output"
+
+
 class EngineUnavailableError(GatewayError):
     """No engine can take the request now (starting, restarting, unreachable)."""
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 ENV_PREFIX = "VLMGW_"
+STRUCTURED_BACKENDS = ("outlines", "xgrammar", "guidance")
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -33,6 +34,10 @@ class Settings(msgspec.Struct, kw_only=True):
     engine_max_lora_rank: int = 16
     engine_max_loras: int = 4
     engine_restart_max_backoff_s: float = 30.0
+    # Structured output: the spawned vLLM's backend (outlines, xgrammar or guidance) and the number of
+    # compiled constraints (schemas, regexes, templates) kept per process.
+    structured_backend: str = "outlines"
+    structured_cache_size: int = 256
     # Requests to the engine.
     engine_connect_timeout_s: float = 5.0
     engine_request_timeout_s: float = 600.0
@@ -112,9 +117,13 @@ class Settings(msgspec.Struct, kw_only=True):
                 values[name] = _parse_env_value(name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
+            settings = msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid setting: {exc}") from exc
+        if settings.structured_backend not in STRUCTURED_BACKENDS:
+            allowed = ", ".join(STRUCTURED_BACKENDS)
+            raise ValueError(f"invalid setting: structured_backend must be one of {allowed}")
+        return settings
 
 
 def _dec_hook(target: type, value: Any) -> Any:
