@@ -317,3 +317,33 @@ async def assert_no_dangling_rows(db_url: str, store: ImageStore) -> None:
             assert hashes == store.all_hashes()
 
     await asyncio.to_thread(asyncio.run, check())
+
+
+async def test_put_replaces_and_requires_patch_merges(client: AsyncTestClient[Any], api: Api) -> None:
+    task = await api.task(description="old")
+    path = f"/vlm/v2/task/{task['id']}/"
+    assert "name" in error(await client.put(path, json={"description": "new"}, headers=api.headers))["fields"]
+    put = await client.put(path, json={"name": "renamed", "max_tokens": 64}, headers=api.headers)
+    assert put.status_code == 200 and (put.json()["name"], put.json()["max_tokens"]) == ("renamed", 64)
+    dataset = await api.dataset()
+    sample = await api.sample(dataset["id"], input_meta_data={"a": 1, "b": 2})
+    spath = f"/vlm/v2/sample/{sample['id']}/"
+    merged = await client.patch(spath, json={"input_meta_data": {"b": 3, "c": 4}}, headers=api.headers)
+    assert merged.json()["input_meta_data"] == {"a": 1, "b": 3, "c": 4}
+    replaced = await client.put(spath, json={"input_meta_data": {"z": 0}}, headers=api.headers)
+    assert replaced.json()["input_meta_data"] == {"z": 0}
+    assert error(await client.patch(spath, json={"type": "pairs"}, headers=api.headers))["fields"].keys() == {
+        "type"
+    }
+
+
+async def test_sample_filters(client: AsyncTestClient[Any], api: Api) -> None:
+    dataset = await api.dataset()
+    train = await api.sample(dataset["id"], name="front view")
+    test = await api.sample(dataset["id"], name="back view", test=True)
+    base = f"/vlm/v2/sample/?dataset={dataset['id']}"
+    for query, expected in (("", {train["id"], test["id"]}), ("&test=true", {test["id"]}),
+                            ("&test=false", {train["id"]}), ("&search=FRONT", {train["id"]})):  # fmt: skip
+        page = (await client.get(base + query, headers=api.headers)).json()
+        assert {s["id"] for s in page["results"]} == expected, query
+    assert "test" in error(await client.get(base + "&test=maybe", headers=api.headers))["fields"]
