@@ -116,7 +116,8 @@ class Trainer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _frame: self.request_stop(signum))
 
-    def _setup(self) -> None:
+    def setup(self) -> None:
+        """Load the processor and model, add LoRA, build the optimizer and schedule (seeded)."""
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -153,7 +154,8 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> Path:
-        self._setup()
+        if not hasattr(self, "model"):  # ``setup`` may have been called already (to evaluate the base)
+            self.setup()
         start, curve = 0, LossCurve()
         ckpt = checkpoint.latest(self.output_dir) if resume else None
         if ckpt is not None:
@@ -263,10 +265,14 @@ class Trainer:
                 rng=rng if rng is not None else checkpoint.rng_state(),
                 curve=curve,
             ),
-            lambda d: self.model.save_pretrained(str(d)),
+            self._save_adapter,
         )
         self.progress.checkpoint(step=step, path=str(path))
         return path
+
+    def _save_adapter(self, path: Path) -> None:
+        # save_embedding_layers=False: "auto" would look the served name up on the Hugging Face Hub.
+        self.model.save_pretrained(str(path), save_embedding_layers=False)
 
     def _restore(self, path: Path) -> tuple[int, LossCurve]:
         from peft.utils import set_peft_model_state_dict
@@ -285,7 +291,7 @@ class Trainer:
             curve.held_out.append((step, self.held_out_loss()))
         self._checkpoint(step, curve)
         adapter_dir = self.output_dir / "adapter"
-        self.model.save_pretrained(str(adapter_dir))
+        self._save_adapter(adapter_dir)
         curve.write(self.output_dir / "loss_curve.json")
         render_png(curve, self.output_dir / "loss_curve.png")
         self.progress.done(
