@@ -35,6 +35,10 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine-port", type=int, help="port for the spawned vLLM server (default: a free one)"
     )
+    parser.add_argument(
+        "--adapter", action="append", dest="adapters", metavar="NAME=DIR",
+        help="serve the LoRA adapter in DIR as model NAME (repeatable); loaded into vLLM on first use",
+    )  # fmt: skip
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
 
@@ -86,6 +90,7 @@ def settings_from_args(args: argparse.Namespace, engine_args: list[str]) -> Sett
         "engine_port",
         "log_level",
         "access_log",
+        "adapters",
     )
     overrides = {name: getattr(args, name, None) for name in names}
     if engine_args:

@@ -15,8 +15,9 @@ from typing import Any
 
 import msgspec
 
-from adapters.errors import EngineFault, EngineUnavailable
+from adapters.errors import EngineFault, EngineRejected, EngineUnavailable
 from adapters.pool import Engine, EnginePool
+from adapters.registry import AdapterRegistry
 from gateway.errors import ErrorResponse, detail_for
 from gateway.metrics import Metrics
 from gateway.openai_api.protocol import (
@@ -37,14 +38,38 @@ _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
 class ChatService:
     """POST /v1/chat/completions, independent of the web framework."""
 
-    def __init__(self, pool: EnginePool, metrics: Metrics) -> None:
+    def __init__(self, pool: EnginePool, metrics: Metrics, adapters: AdapterRegistry | None = None) -> None:
         self.pool = pool
         self.metrics = metrics
+        self.adapters = adapters
+
+    async def route(self, model: str) -> Engine:
+        """The engine for ``model``: for a registered adapter, one serving its base with it loaded."""
+        if self.adapters is not None:
+            engine = await self.adapters.engine_for(model)
+            if engine is not None:
+                return engine
+        return self.pool.route(model)
+
+    async def _reloaded(self, engine: Engine, model: str, exc: EngineRejected) -> bool:
+        """After the engine said "not found" for a registered adapter it had loaded (it restarted between
+        two polls): load it again and say so, so the caller retries once."""
+        if exc.status != 404 or self.adapters is None or self.adapters.get(model) is None:
+            return False
+        self.adapters.forget(engine, model)
+        await self.adapters.ensure_loaded(engine, model)
+        return True
 
     async def complete(self, req: ChatCompletionRequest) -> ChatCompletion:
-        engine = self.pool.route(req.model)
+        engine = await self.route(req.model)
         with engine.track():
-            body = await self._guard(engine, engine.client.post_json("/v1/chat/completions", _encode(req)))
+            call = engine.client.post_json
+            try:
+                body = await self._guard(engine, call("/v1/chat/completions", _encode(req)))
+            except EngineRejected as exc:
+                if not await self._reloaded(engine, req.model, exc):
+                    raise
+                body = await self._guard(engine, call("/v1/chat/completions", _encode(req)))
         result = _decode_completion(body)
         result.model = req.model
         if result.usage is not None:
@@ -53,12 +78,18 @@ class ChatService:
 
     async def stream(self, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
-        engine = self.pool.route(req.model)
+        engine = await self.route(req.model)
         upstream = msgspec.structs.replace(req, stream_options=StreamOptions(include_usage=True))
-        stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
         engine.inflight += 1
         try:
-            lines = await self._guard(engine, stream_cm.__aenter__())
+            stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
+            try:
+                lines = await self._guard(engine, stream_cm.__aenter__())
+            except EngineRejected as exc:
+                if not await self._reloaded(engine, req.model, exc):
+                    raise
+                stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
+                lines = await self._guard(engine, stream_cm.__aenter__())
         except BaseException:
             engine.inflight -= 1
             raise
