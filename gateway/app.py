@@ -18,6 +18,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.engine_client import EngineClient
 from adapters.pool import Engine, EnginePool
+from adapters.registry import AdapterRegistry, parse_adapter_flag, read_adapter_config
 from adapters.supervisor import EngineSpec, VLLMSupervisor, free_port
 from gateway import __version__
 from gateway.auth import KeyCache, StaticKeys
@@ -125,12 +126,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        to_metrics = _engine_state_to_metrics(metrics)
         pool = EnginePool(
             engines if engines is not None else build_engines(settings, say),
             poll_interval_s=settings.engine_poll_interval_s,
-            on_state=_engine_state_to_metrics(metrics),
         )
+        registry = AdapterRegistry(
+            pool,
+            capacity=settings.adapter_capacity or settings.engine_max_loras,
+            max_rank=settings.engine_max_lora_rank if settings.model is not None else None,
+        )
+
+        def on_state(engine: Engine) -> None:
+            to_metrics(engine)
+            registry.on_engine_state(engine)
+
+        pool.on_state = on_state
         app.state.pool = pool
+        app.state.adapter_registry = registry
         async with open_database(settings.db_url) as db:
             app.state.db = db
             await ensure_defaults()
@@ -142,12 +155,13 @@ def create_app(
             media.stored = images
             _platform_services(app.state, images)
             structured = StructuredOutputService(metrics, settings.structured_cache_size)
-            app.state.chat_service = ChatService(pool, metrics, media, structured)
-            app.state.model_service = ModelService(pool)
+            app.state.chat_service = ChatService(pool, metrics, media, structured, registry)
+            app.state.model_service = ModelService(pool, registry)
             training = training_service(settings, image_store, say)
             app.state.training_service = training
             await pool.start()
             try:
+                register_adapters(registry, settings, say)
                 await training.resume_interrupted()
                 yield
             finally:
@@ -208,6 +222,24 @@ def training_service(settings: Settings, images: ImageStore, say: Say) -> Traini
         served_base_name=served,
         say=say,
     )
+
+
+def register_adapters(registry: AdapterRegistry, settings: Settings, say: Say) -> None:
+    """Register the ``--adapter NAME=DIR`` adapters. The base is the adapter's ``base_model_name_or_path``
+    when an engine serves that name, else the one base model the engines serve (adapters trained elsewhere
+    name their Hub id, which the engine may serve under another name)."""
+    bases = {e.expected_model for e in registry.pool.engines if e.expected_model}
+    bases |= {m.id for e in registry.pool.engines for m in e.models.values() if m.parent is None}
+    for flag in settings.adapters:
+        name, path = parse_adapter_flag(flag)
+        named = read_adapter_config(path).get("base_model_name_or_path")
+        base = named if named in bases else (next(iter(bases)) if len(bases) == 1 else None)
+        if base is None:
+            raise ValueError(
+                f"adapter `{name}`: its base model `{named}` is not served here (serving: {sorted(bases)})"
+            )
+        adapter = registry.register(name, path, base_model=str(base))
+        say(f"adapter `{name}` registered for `{adapter.base_model}` from {adapter.path}")
 
 
 def _from_state(name: str) -> Callable[[State], Any]:

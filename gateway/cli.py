@@ -44,6 +44,10 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         choices=["outlines", "xgrammar", "guidance"],
         help="structured-output backend of the spawned vLLM (default outlines; see benchmarks/README.md)",
     )
+    parser.add_argument(
+        "--adapter", action="append", dest="adapters", metavar="NAME=DIR",
+        help="serve the LoRA adapter in DIR as model NAME (repeatable); loaded into vLLM on first use",
+    )  # fmt: skip
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
 
@@ -99,6 +103,7 @@ def settings_from_args(args: argparse.Namespace, engine_args: list[str]) -> Sett
         "log_level",
         "access_log",
         "structured_backend",
+        "adapters",
     )
     overrides = {name: getattr(args, name, None) for name in names}
     if engine_args:

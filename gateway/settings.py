@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, kw_only=True):
     # compiled constraints (schemas, regexes, templates) kept per process.
     structured_backend: str = "outlines"
     structured_cache_size: int = 256
+    # LoRA adapters served by name: "NAME=DIR" items (--adapter, repeatable; VLMGW_ADAPTERS comma-separated),
+    # and how many one engine holds before the least recently used is unloaded (default engine_max_loras).
+    adapters: list[str] = msgspec.field(default_factory=list)
+    adapter_capacity: int | None = None
     # Requests to the engine.
     engine_connect_timeout_s: float = 5.0
     engine_request_timeout_s: float = 600.0

@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from adapters.errors import EngineFault, EngineUnavailable
+from adapters.errors import EngineFault, EngineRejected, EngineUnavailable
 from adapters.pool import Engine, EnginePool
+from adapters.registry import AdapterRegistry
 from gateway.errors import ErrorResponse, detail_for
 from gateway.media.pipeline import MediaPipeline, PreparedMedia
 from gateway.metrics import Metrics
@@ -46,11 +47,30 @@ class ChatService:
         metrics: Metrics,
         media: MediaPipeline,
         structured: StructuredOutputService | None = None,
+        adapters: AdapterRegistry | None = None,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
         self.media = media
         self.structured = structured or StructuredOutputService(metrics)
+        self.adapters = adapters
+
+    async def route(self, model: str) -> Engine:
+        """The engine for ``model``: for a registered adapter, one serving its base with it loaded."""
+        if self.adapters is not None:
+            engine = await self.adapters.engine_for(model)
+            if engine is not None:
+                return engine
+        return self.pool.route(model)
+
+    async def _reloaded(self, engine: Engine, model: str, exc: EngineRejected) -> bool:
+        """After the engine said "not found" for a registered adapter it had loaded (it restarted between
+        two polls): load it again and say so, so the caller retries once."""
+        if exc.status != 404 or self.adapters is None or self.adapters.get(model) is None:
+            return False
+        self.adapters.forget(engine, model)
+        await self.adapters.ensure_loaded(engine, model)
+        return True
 
     async def complete(self, req: ChatCompletionRequest, workspace: str | None = None) -> ChatCompletion:
         """``workspace``: where ``image://ID`` parts are looked up (the caller key's workspace)."""
@@ -65,9 +85,15 @@ class ChatService:
             media.release()
 
     async def _complete(self, model: str, request_body: bytes) -> ChatCompletion:
-        engine = self.pool.route(model)
+        engine = await self.route(model)
         with engine.track():
-            body = await self._guard(engine, engine.client.post_json("/v1/chat/completions", request_body))
+            call = engine.client.post_json
+            try:
+                body = await self._guard(engine, call("/v1/chat/completions", request_body))
+            except EngineRejected as exc:
+                if not await self._reloaded(engine, model, exc):
+                    raise
+                body = await self._guard(engine, call("/v1/chat/completions", request_body))
         result = _decode_completion(body)
         result.model = model
         if result.usage is not None:
@@ -77,15 +103,21 @@ class ChatService:
     async def stream(self, req: ChatCompletionRequest, workspace: str | None = None) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
         plan = self.structured.plan(req)
-        engine = self.pool.route(req.model)
+        engine = await self.route(req.model)
         media = await self.media.prepare(req, workspace)
         upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
         body = _encode(upstream) if plan is None else self.structured.upstream_body(upstream, plan)
         watch = None if plan is None else self.structured.watch(plan)
-        stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
         engine.inflight += 1
         try:
-            lines = await self._guard(engine, stream_cm.__aenter__())
+            stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
+            try:
+                lines = await self._guard(engine, stream_cm.__aenter__())
+            except EngineRejected as exc:
+                if not await self._reloaded(engine, req.model, exc):
+                    raise
+                stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
+                lines = await self._guard(engine, stream_cm.__aenter__())
         except BaseException:
             engine.inflight -= 1
             media.release()
