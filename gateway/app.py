@@ -47,6 +47,7 @@ from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
 from gateway.training.controllers import TrainingController
 from gateway.training.service import TrainingService, local_model_dir
+from gateway.training.serving import TaskModels, VersionPublisher
 from models_store.image_store import ImageStore
 
 log = logging.getLogger("vlmgw")
@@ -159,9 +160,11 @@ def create_app(
             app.state.model_service = ModelService(pool, registry)
             training = training_service(settings, image_store, say)
             app.state.training_service = training
+            task_models = serve_task_models(app.state, registry, training)
             await pool.start()
             try:
                 register_adapters(registry, settings, say)
+                await task_models.register_all()
                 await training.resume_interrupted()
                 yield
             finally:
@@ -240,6 +243,16 @@ def register_adapters(registry: AdapterRegistry, settings: Settings, say: Say) -
             )
         adapter = registry.register(name, path, base_model=str(base))
         say(f"adapter `{name}` registered for `{adapter.base_model}` from {adapter.path}")
+
+
+def serve_task_models(state: State, registry: AdapterRegistry, training: TrainingService) -> TaskModels:
+    """Trained task models: resolved in chat, filtered per workspace in /v1/models, published by training."""
+    task_models = TaskModels(registry, training.served_base_name)
+    state.chat_service.resolver = task_models
+    state.model_service.visibility = task_models
+    publisher = VersionPublisher(task_models, state.chat_service.complete)
+    training.publish, training.unpublish = publisher.publish, publisher.unpublish
+    return task_models
 
 
 def _from_state(name: str) -> Callable[[State], Any]:

@@ -112,6 +112,21 @@ class TrainingController(Controller):
         ws = await workspace_for(_principal(request), workspace)
         return wire.job_out(await training_service.cancel(ws, job_id))
 
+    @post(
+        "/vlm/v2/training-job/{job_id:uuid}/resume/",
+        status_code=200,
+        summary="Resume a cancelled or failed job from its last checkpoint",
+    )
+    async def resume(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[uuid.UUID],
+        training_service: NamedDependency[TrainingService],
+        workspace: WorkspaceQ = None,
+    ) -> wire.TrainingJob:
+        ws = await workspace_for(_principal(request), workspace)
+        return wire.job_out(await training_service.resume(ws, job_id))
+
     @get("/vlm/v2/task/{task_id:uuid}/models/", summary="List the trained versions of a task's model")
     async def versions(
         self,

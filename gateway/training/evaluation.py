@@ -53,23 +53,33 @@ class EvalPlan(msgspec.Struct, kw_only=True):
 
 
 def eval_plan(data: TaskData, max_tokens: int) -> EvalPlan:
+    held_out = [
+        HeldOutSample(
+            sample_id=e.sample_id,
+            dataset_id=data.example_dataset[e.sample_id],
+            system=e.system,
+            user=e.user,
+            images=e.images[:1] if e.image_selection == "one" else e.images,
+            values=e.values,
+        )
+        for e in data.held_out
+    ]
     return EvalPlan(
-        held_out=[
-            HeldOutSample(
-                sample_id=e.sample_id,
-                dataset_id=data.example_dataset[e.sample_id],
-                system=e.system,
-                user=e.user,
-                images=e.images[:1] if e.image_selection == "one" else e.images,
-                values=e.values,
-            )  # fmt: skip
-            for e in data.held_out
-        ],
+        held_out=held_out,
         templates={
             key: TemplateDef(text=t.template.text, variables=t.variables) for key, t in data.templates.items()
         },
         max_tokens=max_tokens,
     )
+
+
+def write_eval_plan(job_dir: Path, plan: EvalPlan) -> None:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "eval.json").write_bytes(msgspec.json.encode(plan))
+
+
+def read_eval_plan(job_dir: Path) -> EvalPlan:
+    return msgspec.json.decode((job_dir / "eval.json").read_bytes(), type=EvalPlan)
 
 
 def _data_uri(path: str) -> str:
