@@ -141,6 +141,13 @@ class ResultTemplate:
         raw = self._read_json(text) if self._schema is not None else self._read_plain(text)
         return {ph.name: self._finish(ph, raw[ph.name]) for ph in self.placeholders}
 
+    def value_spans(self, text: str) -> dict[str, tuple[int, int]]:
+        """Character span of each placeholder's value in ``text`` (non-JSON formats; {} if no match)."""
+        match = self._pattern.fullmatch(text) if self._pattern is not None else None
+        if match is None:
+            return {}
+        return {ph.name: match.span(f"v{i}") for i, ph in enumerate(self.placeholders)}
+
     def _finish(self, ph: Placeholder, value: Any) -> Any:
         var = self.variables[ph.name]
         if value is None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 
 ENV_PREFIX = "VLMGW_"
+STRUCTURED_BACKENDS = ("outlines", "xgrammar", "guidance")
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -33,12 +34,20 @@ class Settings(msgspec.Struct, kw_only=True):
     engine_max_lora_rank: int = 16
     engine_max_loras: int = 4
     engine_restart_max_backoff_s: float = 30.0
+    # Structured output: the spawned vLLM's backend (outlines, xgrammar or guidance) and the number of
+    # compiled constraints (schemas, regexes, templates) kept per process.
+    structured_backend: str = "outlines"
+    structured_cache_size: int = 256
     # Requests to the engine.
     engine_connect_timeout_s: float = 5.0
     engine_request_timeout_s: float = 600.0
     engine_poll_interval_s: float = 2.0
     # HTTP API.
     api_keys: list[str] = msgspec.field(default_factory=list)
+    # Platform data: SQLite file in data_dir by default; a postgres:// URL lets several gateways share one.
+    database_url: str | None = None
+    # How long a verified database API key is trusted before it is checked again (revocation delay).
+    key_cache_ttl_s: float = 10.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
     access_log: bool = False
@@ -87,6 +96,16 @@ class Settings(msgspec.Struct, kw_only=True):
         return self.data_dir / "logs"
 
     @property
+    def store_dir(self) -> Path:
+        """Where stored files (images, adapters) live: the model store's root."""
+        return self.data_dir / "store"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: ``database_url`` if set, else a SQLite file in the data directory."""
+        return self.database_url or f"sqlite://{self.data_dir / 'vlmgw.sqlite3'}"
+
+    @property
     def media_handoff_dir(self) -> Path:
         """Where checked media is written for a local engine to read (``--allowed-local-media-path``)."""
         return self.data_dir / "media-handoff"
@@ -102,9 +121,13 @@ class Settings(msgspec.Struct, kw_only=True):
                 values[name] = _parse_env_value(name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
+            settings = msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid setting: {exc}") from exc
+        if settings.structured_backend not in STRUCTURED_BACKENDS:
+            allowed = ", ".join(STRUCTURED_BACKENDS)
+            raise ValueError(f"invalid setting: structured_backend must be one of {allowed}")
+        return settings
 
 
 def _dec_hook(target: type, value: Any) -> Any:

@@ -107,7 +107,7 @@ async def test_loopback_url_is_refused_by_default(
         (image("file:///etc/passwd"), "media_unsupported", "`file:` is not accepted"),
         (image("data:image/png;base64,@@@"), "media_corrupt", "base64"),
         (image(data_uri(b"not an image at all")), "media_unsupported", "not an image"),
-        (image("image://abc123"), "media_not_found", "no image store"),
+        (image("image://abc123"), "media_not_found", "no stored image"),
         (video(data_uri(png_bytes("red"), "video/mp4")), "media_unsupported", "not a video"),
         (video("ftp://example.invalid/v.mp4"), "media_unsupported", "`ftp:`"),
         (
