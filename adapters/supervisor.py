@@ -3,16 +3,15 @@
 The supervisor starts ``python -m vllm.entrypoints.openai.api_server`` in its own process group, writes its
 output to a log file, prints start-up milestones, waits for ``/health``, restarts it with exponential
 back-off when it dies, and stops the whole group (the API server and the engine-core processes it forks) on
-shutdown. Orphans are prevented three ways: the group is killed on stop, the child gets
-``PR_SET_PDEATHSIG`` so it dies with the gateway even on SIGKILL, and an ``atexit`` hook kills what is left.
+shutdown. Orphans are prevented three ways (``adapters.processes``): the group is killed on stop, the child
+gets ``PR_SET_PDEATHSIG`` so it dies with the gateway even on SIGKILL, and an ``atexit`` hook kills what is
+left.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import ctypes
 import importlib.metadata
 import importlib.util
 import os
@@ -28,6 +27,7 @@ from typing import IO
 
 from adapters.engine_client import EngineClient
 from adapters.errors import EngineFault
+from adapters.processes import die_with_parent, kill_group, track_group
 
 Say = Callable[[str], None]
 
@@ -100,23 +100,6 @@ class EngineSpec:
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "1"
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this process when the gateway process (its parent) dies."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-_LIVE_GROUPS: set[int] = set()
-
-
-@atexit.register
-def _kill_live_groups() -> None:  # pragma: no cover - last-resort cleanup at interpreter exit
-    for pgid in list(_LIVE_GROUPS):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
 
 
 class VLLMSupervisor:
@@ -194,7 +177,7 @@ class VLLMSupervisor:
         self._ready.clear()
         self._proc = await self._spawn()
         self.pid = self._proc.pid
-        _LIVE_GROUPS.add(self._proc.pid)
+        track_group(self._proc.pid)
         log_task = asyncio.create_task(self._pump_output(self._proc))
         health_task = asyncio.create_task(self._await_health(self._proc))
         code = await self._leader_exit(self._proc)
@@ -230,7 +213,7 @@ class VLLMSupervisor:
             stderr=asyncio.subprocess.STDOUT,
             env=self.spec.environment(),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     async def _await_health(self, proc: asyncio.subprocess.Process) -> None:
@@ -266,7 +249,8 @@ class VLLMSupervisor:
                     log.write(line)
                     log.flush()
                 text = line.decode("utf-8", "replace").rstrip()
-                if _MILESTONES.search(text) and not _NOISE.search(text):
+                # Once stopping, the engine's shutdown tracebacks are expected: keep them in the log only.
+                if not self._stopping.is_set() and _MILESTONES.search(text) and not _NOISE.search(text):
                     self.say("engine: " + _LOG_PREFIX.sub("", text)[:300])
         finally:
             if log is not None:
@@ -289,7 +273,4 @@ class VLLMSupervisor:
         proc = self._proc
         if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        if sig == signal.SIGKILL:
-            _LIVE_GROUPS.discard(proc.pid)
+        kill_group(proc.pid, sig)

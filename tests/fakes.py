@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ class FakeVLLM:
     replies: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    # LoRA adapters loaded at runtime (name -> path), every load/unload call, and a delay per load.
+    loras: dict[str, str] = field(default_factory=dict)
+    lora_calls: list[tuple[str, str]] = field(default_factory=list)
+    load_delay_s: float = 0.0
     _runner: web.AppRunner | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -66,6 +71,8 @@ class FakeVLLM:
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/load_lora_adapter", self._load_lora)
+        app.router.add_post("/v1/unload_lora_adapter", self._unload_lora)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -79,11 +86,34 @@ class FakeVLLM:
         return web.Response(status=200)
 
     async def _models(self, _request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": self.models})
+        base = self.models[0]["id"] if self.models else None
+        adapters = [{"id": n, "created": 1, "root": p, "parent": base} for n, p in self.loras.items()]
+        return web.json_response({"object": "list", "data": self.models + adapters})
+
+    async def _load_lora(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        name, path = body["lora_name"], body["lora_path"]
+        self.lora_calls.append(("load", name))
+        await asyncio.sleep(self.load_delay_s)
+        if not os.path.isdir(path):
+            return _error(404, f"No adapter found for {path}")
+        if name in self.loras:
+            return _error(400, f"The lora adapter '{name}' has already been loaded.")
+        self.loras[name] = path
+        return web.Response(text=f"Success: LoRA adapter '{name}' added successfully.")
+
+    async def _unload_lora(self, request: web.Request) -> web.Response:
+        name = (await request.json())["lora_name"]
+        self.lora_calls.append(("unload", name))
+        if self.loras.pop(name, None) is None:
+            return _error(404, f"The lora adapter '{name}' cannot be found.")
+        return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        if body.get("model") not in {m["id"] for m in self.models} | set(self.loras):
+            return _error(404, f"The model `{body.get('model')}` does not exist.")
         if self.mode == "timeout":
             await asyncio.sleep(1.5)
         if self.mode == "reject":
@@ -174,3 +204,10 @@ def _char_logprobs(text: str) -> dict[str, Any]:
         for ch in text
     ]
     return {"content": tokens}
+
+
+def _error(status: int, message: str) -> web.Response:
+    """An error in vLLM's shape."""
+    body = {"error": {"message": message, "type": "NotFoundError" if status == 404 else "BadRequestError",
+                      "param": None, "code": status}}  # fmt: skip
+    return web.json_response(body, status=status)

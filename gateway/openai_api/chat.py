@@ -8,6 +8,7 @@ the stream began ends the stream with an error event and ``[DONE]``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -15,9 +16,11 @@ from typing import Any
 
 import msgspec
 
-from adapters.errors import EngineFault, EngineUnavailable
+from adapters.errors import EngineFault, EngineRejected, EngineUnavailable
 from adapters.pool import Engine, EnginePool
+from adapters.registry import AdapterRegistry
 from gateway.errors import ErrorResponse, detail_for
+from gateway.media.pipeline import MediaPipeline, PreparedMedia
 from gateway.metrics import Metrics
 from gateway.openai_api.protocol import (
     ChatCompletion,
@@ -39,44 +42,88 @@ class ChatService:
     """POST /v1/chat/completions, independent of the web framework."""
 
     def __init__(
-        self, pool: EnginePool, metrics: Metrics, structured: StructuredOutputService | None = None
+        self,
+        pool: EnginePool,
+        metrics: Metrics,
+        media: MediaPipeline,
+        structured: StructuredOutputService | None = None,
+        adapters: AdapterRegistry | None = None,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
+        self.media = media
         self.structured = structured or StructuredOutputService(metrics)
+        self.adapters = adapters
 
-    async def complete(self, req: ChatCompletionRequest) -> ChatCompletion:
-        plan = self.structured.plan(req)  # structured output: constrain, check, retry (gateway.structured)
-        if plan is not None:
-            return await self.structured.complete(req, plan, lambda body: self._complete(req.model, body))
-        return await self._complete(req.model, _encode(req))
+    async def route(self, model: str) -> Engine:
+        """The engine for ``model``: for a registered adapter, one serving its base with it loaded."""
+        if self.adapters is not None:
+            engine = await self.adapters.engine_for(model)
+            if engine is not None:
+                return engine
+        return self.pool.route(model)
+
+    async def _reloaded(self, engine: Engine, model: str, exc: EngineRejected) -> bool:
+        """After the engine said "not found" for a registered adapter it had loaded (it restarted between
+        two polls): load it again and say so, so the caller retries once."""
+        if exc.status != 404 or self.adapters is None or self.adapters.get(model) is None:
+            return False
+        self.adapters.forget(engine, model)
+        await self.adapters.ensure_loaded(engine, model)
+        return True
+
+    async def complete(self, req: ChatCompletionRequest, workspace: str | None = None) -> ChatCompletion:
+        """``workspace``: where ``image://ID`` parts are looked up (the caller key's workspace)."""
+        plan = self.structured.plan(req)  # checked before any media is fetched: bad schemas fail fast
+        media = await self.media.prepare(req, workspace)
+        try:
+            if plan is not None:  # structured output: constrain, check, retry (gateway.structured)
+                send = functools.partial(self._complete, req.model)
+                return await self.structured.complete(media.request, plan, send)
+            return await self._complete(req.model, _encode(media.request))
+        finally:
+            media.release()
 
     async def _complete(self, model: str, request_body: bytes) -> ChatCompletion:
-        engine = self.pool.route(model)
+        engine = await self.route(model)
         with engine.track():
-            body = await self._guard(engine, engine.client.post_json("/v1/chat/completions", request_body))
+            call = engine.client.post_json
+            try:
+                body = await self._guard(engine, call("/v1/chat/completions", request_body))
+            except EngineRejected as exc:
+                if not await self._reloaded(engine, model, exc):
+                    raise
+                body = await self._guard(engine, call("/v1/chat/completions", request_body))
         result = _decode_completion(body)
         result.model = model
         if result.usage is not None:
             self.metrics.record_usage(model, result.usage.prompt_tokens, result.usage.completion_tokens)
         return result
 
-    async def stream(self, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
+    async def stream(self, req: ChatCompletionRequest, workspace: str | None = None) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
         plan = self.structured.plan(req)
-        engine = self.pool.route(req.model)
-        upstream = msgspec.structs.replace(req, stream_options=StreamOptions(include_usage=True))
+        engine = await self.route(req.model)
+        media = await self.media.prepare(req, workspace)
+        upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
         body = _encode(upstream) if plan is None else self.structured.upstream_body(upstream, plan)
         watch = None if plan is None else self.structured.watch(plan)
-        stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
         engine.inflight += 1
         try:
-            lines = await self._guard(engine, stream_cm.__aenter__())
+            stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
+            try:
+                lines = await self._guard(engine, stream_cm.__aenter__())
+            except EngineRejected as exc:
+                if not await self._reloaded(engine, req.model, exc):
+                    raise
+                stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
+                lines = await self._guard(engine, stream_cm.__aenter__())
         except BaseException:
             engine.inflight -= 1
+            media.release()
             raise
         wants_usage = req.stream_options is not None and req.stream_options.include_usage
-        return self._relay(engine, stream_cm, lines, req.model, wants_usage, watch)
+        return self._relay(engine, stream_cm, lines, req.model, wants_usage, media, watch)
 
     async def _relay(
         self,
@@ -85,6 +132,7 @@ class ChatService:
         lines: AsyncIterator[str],
         model: str,
         wants_usage: bool,
+        media: PreparedMedia,
         watch: StreamWatch | None = None,
     ) -> AsyncIterator[bytes]:
         try:
@@ -108,6 +156,7 @@ class ChatService:
                 yield sse(_encode(invalid))
         finally:
             engine.inflight -= 1
+            media.release()
             await stream_cm.__aexit__(None, None, None)
         yield DONE
 

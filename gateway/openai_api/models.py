@@ -1,9 +1,11 @@
-"""GET /v1/models: the base models and loaded adapters of every engine, in OpenAI's list shape."""
+"""GET /v1/models: the base models and adapters (loaded or registered, with ``parent``), in OpenAI's list
+shape."""
 
 from __future__ import annotations
 
 from adapters.errors import UnknownModel
 from adapters.pool import EnginePool, ServedModel
+from adapters.registry import AdapterRegistry
 from gateway.openai_api.protocol import ModelCard, ModelList
 
 OWNER = "vlm-gateway"
@@ -21,14 +23,23 @@ def card(model: ServedModel) -> ModelCard:
 
 
 class ModelService:
-    def __init__(self, pool: EnginePool) -> None:
+    def __init__(self, pool: EnginePool, adapters: AdapterRegistry | None = None) -> None:
         self.pool = pool
+        self.adapters = adapters
+
+    def served(self) -> list[ServedModel]:
+        """What engines serve, plus registered adapters not loaded anywhere yet (they load on first use)."""
+        models = self.pool.served_models()
+        if self.adapters is not None:
+            seen = {m.id for m in models}
+            models += [a for a in self.adapters.served_models() if a.id not in seen]
+        return models
 
     def list(self) -> ModelList:
-        return ModelList(data=[card(m) for m in self.pool.served_models()])
+        return ModelList(data=[card(m) for m in self.served()])
 
     def get(self, model_id: str) -> ModelCard:
-        for model in self.pool.served_models():
+        for model in self.served():
             if model.id == model_id:
                 return card(model)
         raise UnknownModel(model_id)

@@ -16,12 +16,56 @@ from msgspec import Meta
 
 
 class ImageUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """An image: a ``data:`` URI, an http(s) URL (the gateway fetches it) or ``image://<stored image id>``."""
+
     url: str
     detail: Literal["auto", "low", "high"] = "auto"
 
 
+VideoMode = Literal["frames", "native"]
+FrameCount = Annotated[int, Meta(ge=1, le=1024)]
+FramesPerSecond = Annotated[float, Meta(gt=0.0, le=120.0)]
+Seconds = Annotated[float, Meta(ge=0.0)]
+
+
+class VideoOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """How to sample a video: ``num_frames`` uniformly or ``fps`` per second, within [start, end) seconds.
+
+    ``mode`` ``frames`` (default) turns the frames into ordered images with their timestamps in the text, so
+    any image model can answer about a video; ``native`` sends the sampled frames to the engine as a video.
+    """
+
+    num_frames: FrameCount | None = None
+    fps: FramesPerSecond | None = None
+    start: Seconds | None = None
+    end: Seconds | None = None
+    mode: VideoMode | None = None
+
+    def __post_init__(self) -> None:
+        _check_sampling(self.num_frames, self.fps, self.start, self.end)
+
+
 class VideoUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A video as a ``data:`` URI or an http(s) URL, with optional sampling options for this video."""
+
     url: str
+    num_frames: FrameCount | None = None
+    fps: FramesPerSecond | None = None
+    start: Seconds | None = None
+    end: Seconds | None = None
+    mode: VideoMode | None = None
+
+    def __post_init__(self) -> None:
+        _check_sampling(self.num_frames, self.fps, self.start, self.end)
+
+
+def _check_sampling(
+    num_frames: int | None, fps: float | None, start: float | None, end: float | None
+) -> None:
+    if num_frames is not None and fps is not None:
+        raise ValueError("give either `num_frames` or `fps`, not both")
+    if start is not None and end is not None and start >= end:
+        raise ValueError("`start` must be before `end`")
 
 
 class TextPart(msgspec.Struct, tag_field="type", tag="text", forbid_unknown_fields=True, omit_defaults=True):
@@ -182,6 +226,8 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     min_p: Probability | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
     min_tokens: Annotated[int, Meta(ge=0)] | None = None
+    # Gateway extension (send with `extra_body`): default sampling for every `video_url` part of the request.
+    video_options: VideoOptions | None = None
     # Structured output: vLLM's extension, and the legacy fields the gateway translates (never passes on).
     structured_outputs: StructuredOutputs | None = None
     guided_json: dict[str, Any] | str | None = None

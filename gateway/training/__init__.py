@@ -1,0 +1,1 @@
+"""Training jobs: run `python -m finetune` children and follow them."""
