@@ -1,21 +1,21 @@
 """Regular expressions for bounded numbers, which outlines_core's JSON-Schema compiler does not produce.
 
-``integer_range_regex(lo, hi)`` matches exactly the decimal integers in ``[lo, hi]`` (either bound may be
-open). ``decimal_range_regex(lo, hi)`` matches decimals without exponent (``-?INT(.DIGITS)?``) whose value
-lies in ``[lo, hi]``. ``step_values_regex`` lists the values of a grid when it is small. All output uses
-only syntax that Python's ``re``, Rust's ``regex`` (outlines_core), xgrammar and guidance read alike:
-literals, ``[...]`` classes, ``(?:...)`` groups, ``|``, ``?``, ``*``, ``{m,n}``.
+``integer_range_regex(lo, hi)`` matches exactly the decimal integers in ``[lo, hi]``.
+``decimal_range_regex(lo, hi)`` matches decimals without exponent (``-?INT(.DIGITS)?``, at most 6 decimals)
+whose value lies in ``[lo, hi]``. Open sides stop at ``NUMBER_LIMIT`` (10**15): a model, a small one above
+all, may otherwise write digits until ``max_tokens``. ``step_values_regex`` lists a small grid's values.
+All output uses only syntax that Python's ``re``, Rust's ``regex`` (outlines_core), xgrammar and guidance
+read alike: literals, ``[...]`` classes, ``(?:...)`` groups, ``|``, ``?``, ``*``, ``{m,n}``.
 """
 
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from finetune.variables import canonical_float_text
+from finetune.variables import FRACTION_DIGITS, NUMBER_LIMIT, canonical_float_text
 
-UNBOUNDED_INTEGER = r"(?:0|-?[1-9][0-9]*)"
-UNBOUNDED_DECIMAL = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+ANY_FRACTION = rf"(?:\.[0-9]{{1,{FRACTION_DIGITS}}})?"
 MAX_GRID_VALUES = 512
 
 
@@ -67,9 +67,9 @@ def _natural_range(lo: int, hi: int | None) -> str:
 
 
 def integer_range_regex(lo: int | None, hi: int | None) -> str:
-    """Decimal integers in [lo, hi]; ``None`` leaves that side open. Raises ValueError if empty."""
-    if lo is None and hi is None:
-        return UNBOUNDED_INTEGER
+    """Decimal integers in [lo, hi]; an open side (None) stops at ``NUMBER_LIMIT``. ValueError if empty."""
+    lo = -(NUMBER_LIMIT - 1) if lo is None else lo
+    hi = NUMBER_LIMIT - 1 if hi is None else hi
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"empty integer range [{lo}, {hi}]")
     parts: list[str] = []
@@ -87,88 +87,97 @@ def _fraction_digits(value: Decimal) -> str:
     return text.split(".", 1)[1].rstrip("0") if "." in text else ""
 
 
-def _digits_at_least(s: str) -> str:
-    """Non-empty digit strings d with 0.d >= 0.s (s has no trailing zeros, not empty)."""
+def _any_digits(room: int) -> str:
+    return "" if room <= 0 else f"[0-9]{{0,{room}}}"
+
+
+def _zeros(room: int) -> str:
+    return "" if room <= 0 else f"0{{0,{room}}}"
+
+
+def _digits_at_least(s: str, room: int) -> str:
+    """Digit strings d of 1..room digits with 0.d >= 0.s (s: no trailing zeros, not empty, len <= room)."""
     head, rest = int(s[0]), s[1:]
     parts = []
     if head < 9:
-        parts.append(_digit_class(head + 1, 9) + "[0-9]*")
-    parts.append(str(head) + (_digits_at_least(rest) if rest else "[0-9]*"))
+        parts.append(_digit_class(head + 1, 9) + _any_digits(room - 1))
+    parts.append(str(head) + (_digits_at_least(rest, room - 1) if rest else _any_digits(room - 1)))
     return _alt(parts)
 
 
-def _digits_at_most(s: str) -> str:
-    """Non-empty digit strings d with 0.d <= 0.s (s has no trailing zeros, not empty)."""
+def _digits_at_most(s: str, room: int) -> str:
+    """Digit strings d of 1..room digits with 0.d <= 0.s (s: no trailing zeros, not empty, len <= room)."""
     head, rest = int(s[0]), s[1:]
     parts = []
     if head > 0:
-        parts.append(_digit_class(0, head - 1) + "[0-9]*")
-    parts.append(str(head) + (f"(?:{_digits_at_most(rest)})?" if rest else "0*"))
+        parts.append(_digit_class(0, head - 1) + _any_digits(room - 1))
+    parts.append(str(head) + (f"(?:{_digits_at_most(rest, room - 1)})?" if rest else _zeros(room - 1)))
     return _alt(parts)
 
 
 def _fraction_at_least(s: str) -> str:
-    return r"(?:\.[0-9]+)?" if not s else r"\." + _digits_at_least(s)
+    return ANY_FRACTION if not s else r"\." + _digits_at_least(s, FRACTION_DIGITS)
 
 
 def _fraction_at_most(s: str) -> str:
-    return r"(?:\.0+)?" if not s else r"(?:\." + _digits_at_most(s) + ")?"
+    if not s:
+        return rf"(?:\.0{{1,{FRACTION_DIGITS}}})?"
+    return r"(?:\." + _digits_at_most(s, FRACTION_DIGITS) + ")?"
 
 
-def _unsigned_decimal_range(lo: Decimal, hi: Decimal | None) -> str:
-    """Decimals >= 0 in [lo, hi] written ``INT(.DIGITS)?``."""
-    any_fraction = r"(?:\.[0-9]+)?"
+def _unsigned_decimal_range(lo: Decimal, hi: Decimal) -> str:
+    """Decimals >= 0 in [lo, hi] written ``INT(.DIGITS)?`` with at most ``FRACTION_DIGITS`` decimals."""
     lo_int, lo_frac = int(lo), _fraction_digits(lo)
-    if hi is not None and int(hi) == lo_int:
+    if int(hi) == lo_int:
         hi_frac = _fraction_digits(hi)
         if not lo_frac:
             return f"{lo_int}{_fraction_at_most(hi_frac)}"
         return f"{lo_int}" + _between_fractions(lo_frac, hi_frac)
     parts = [f"{lo_int}{_fraction_at_least(lo_frac)}"]
-    middle_hi = None if hi is None else int(hi) - 1
-    if middle_hi is None or middle_hi >= lo_int + 1:
-        parts.append(_natural_range(lo_int + 1, middle_hi) + any_fraction)
-    if hi is not None:
-        parts.append(f"{int(hi)}{_fraction_at_most(_fraction_digits(hi))}")
+    if int(hi) - 1 >= lo_int + 1:
+        parts.append(_natural_range(lo_int + 1, int(hi) - 1) + ANY_FRACTION)
+    parts.append(f"{int(hi)}{_fraction_at_most(_fraction_digits(hi))}")
     return _alt(parts)
 
 
 def _between_fractions(lo: str, hi: str) -> str:
     """``.d`` with 0.lo <= 0.d <= 0.hi, lo non-empty (so the fraction is required)."""
-    if not hi:  # hi is the next... cannot happen: same integer part and hi >= lo > 0 means hi non-empty
+    if not hi:
         raise ValueError("upper fraction below lower fraction")
     common = 0
     while common < min(len(lo), len(hi)) and lo[common] == hi[common]:
         common += 1
-    prefix = lo[:common]
+    prefix, room = lo[:common], FRACTION_DIGITS - common
     lo_rest, hi_rest = lo[common:], hi[common:]
     if not lo_rest:  # lo is a prefix of hi: digits after the prefix at most hi_rest
-        tail = f"(?:{_digits_at_most(hi_rest)})?" if hi_rest else "0*"
+        tail = f"(?:{_digits_at_most(hi_rest, room)})?" if hi_rest else _zeros(room)
         return r"\." + prefix + tail
     if not hi_rest:  # hi a prefix of lo means hi < lo (lo has more non-zero digits)
         raise ValueError("upper fraction below lower fraction")
     a, b = int(lo_rest[0]), int(hi_rest[0])
-    parts = [str(a) + (_digits_at_least(lo_rest[1:]) if lo_rest[1:] else "[0-9]*")]
+    after_lo = _digits_at_least(lo_rest[1:], room - 1) if lo_rest[1:] else _any_digits(room - 1)
+    parts = [str(a) + after_lo]
     if b - a > 1:
-        parts.append(_digit_class(a + 1, b - 1) + "[0-9]*")
-    parts.append(str(b) + (f"(?:{_digits_at_most(hi_rest[1:])})?" if hi_rest[1:] else "0*"))
+        parts.append(_digit_class(a + 1, b - 1) + _any_digits(room - 1))
+    after_hi = f"(?:{_digits_at_most(hi_rest[1:], room - 1)})?" if hi_rest[1:] else _zeros(room - 1)
+    parts.append(str(b) + after_hi)
     return r"\." + prefix + _alt(parts)
 
 
 def decimal_range_regex(lo: float | None, hi: float | None) -> str:
-    """Decimals without exponent whose value is in [lo, hi] (``None``: open). Raises ValueError if empty."""
-    if lo is None and hi is None:
-        return UNBOUNDED_DECIMAL
-    low = None if lo is None else Decimal(repr(float(lo)))
-    high = None if hi is None else Decimal(repr(float(hi)))
-    if low is not None and high is not None and low > high:
+    """Decimals (no exponent, at most ``FRACTION_DIGITS`` decimals) in [lo, hi]; an open side stops at
+    ``NUMBER_LIMIT``. Raises ValueError if no such number exists."""
+    top = Decimal(NUMBER_LIMIT) - Decimal(1).scaleb(-FRACTION_DIGITS)
+    quantum = Decimal(1).scaleb(-FRACTION_DIGITS)
+    low = -top if lo is None else max(-top, Decimal(repr(float(lo)))).quantize(quantum, ROUND_CEILING)
+    high = top if hi is None else min(top, Decimal(repr(float(hi)))).quantize(quantum, ROUND_FLOOR)
+    if low > high:
         raise ValueError(f"empty number range [{lo}, {hi}]")
     parts: list[str] = []
-    if low is None or low < 0:  # negative part: -x with x in [max(0, -hi), -lo]
-        neg_lo = Decimal(0) if high is None or high >= 0 else -high
-        parts.append("-" + _unsigned_decimal_range(neg_lo, None if low is None else -low))
-    if high is None or high >= 0:
-        parts.append(_unsigned_decimal_range(max(low, Decimal(0)) if low is not None else Decimal(0), high))
+    if low < 0:  # negative part: -x with x in [max(0, -hi), -lo]
+        parts.append("-" + _unsigned_decimal_range(Decimal(0) if high >= 0 else -high, -low))
+    if high >= 0:
+        parts.append(_unsigned_decimal_range(max(low, Decimal(0)), high))
     return _alt(parts)
 
 

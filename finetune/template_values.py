@@ -26,7 +26,7 @@ _CSV_JSON_ATOM = r'(?:[^"\\\x00-\x1f\x7f-\x9f]|\\(?:""|[\\/nrt]))'
 _XML_JSON_ATOM = r'(?:[^"\\<&\x00-\x1f\x7f-\x9f]|\\["\\/nrt]|&(?:amp|lt|gt|quot|apos);)'
 _CSV_ATOM = rf'(?:[^"{_CONTROL}]|"")'
 _XML_ENTITIES = r"&(?:amp|lt|gt|quot|apos);"
-_SCALAR_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+_SCALAR_NUMBER = r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,6})?"  # the limits of finetune.variables
 _REGEX_META = set(".^$*+?()[]{}|\\")
 _XML_UNESCAPE = {"&quot;": '"', "&apos;": "'"}
 

@@ -25,6 +25,10 @@ from typing import Any
 import msgspec
 
 MAX_OBJECT_DEPTH = 2
+# Numbers a template can carry when its variable sets no bounds, and decimals kept per float; the same
+# limits bound generated numbers (finetune.numeric_regex), so a model cannot write digits forever.
+NUMBER_LIMIT = 10**15
+FRACTION_DIGITS = 6
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -142,6 +146,8 @@ class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
             self._bad(f"min_value {self.min_value} is greater than max_value {self.max_value}")
         if self.step_size is not None and self.step_size <= 0:
             self._bad(f"step_size must be positive, got {self.step_size}")
+        if self.step_size is not None and _decimals(self.step_size) > FRACTION_DIGITS:
+            self._bad(f"step_size {self.step_size} has more than {FRACTION_DIGITS} decimals")
         for field in ("min_length", "max_length"):
             value = getattr(self, field)
             if value is not None and (isinstance(value, bool) or value < 0):
@@ -235,6 +241,7 @@ class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
             else:
                 self._fail(f"expected an integer, got {value!r}")
         self._check_range(value)
+        self._check_limit(value)
         if self.step_size is not None:
             base = int(self.min_value or 0)
             if (value - base) % int(self.step_size):
@@ -248,9 +255,16 @@ class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
         if not math.isfinite(number):
             self._fail(f"{number} is not a finite number")
         self._check_range(number)
-        if self.step_size is not None:
-            number = self._snap(number)
+        self._check_limit(number)
+        number = self._snap(number) if self.step_size is not None else round(number, FRACTION_DIGITS)
         return number + 0.0 if number else 0.0  # no negative zero: "-0.0" would break range regexes
+
+    def _check_limit(self, number: Number) -> None:
+        """Without explicit bounds, a number must stay below ``NUMBER_LIMIT`` in size."""
+        if self.min_value is None and number <= -NUMBER_LIMIT:
+            self._fail(f"{number} is below -{NUMBER_LIMIT} (set min_value to allow more)")
+        if self.max_value is None and number >= NUMBER_LIMIT:
+            self._fail(f"{number} is above {NUMBER_LIMIT} (set max_value to allow more)")
 
     def _snap(self, number: float) -> float:
         base = Decimal(repr(float(self.min_value or 0)))
@@ -306,11 +320,14 @@ class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
         return out
 
     def _check_scalar(self, item: Any, where: str) -> Any:
-        if item is None or isinstance(item, bool | int):
+        if item is None or isinstance(item, bool):
             return item
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                self._fail(f"{where}: {item} is not a finite number")
+        if isinstance(item, int | float):
+            if not math.isfinite(item) or abs(item) >= NUMBER_LIMIT:
+                self._fail(f"{where}: {item} is not a finite number below {NUMBER_LIMIT} in size")
+            if isinstance(item, int):
+                return item
+            item = round(item, FRACTION_DIGITS)
             return item + 0.0 if item else 0.0
         if isinstance(item, str):
             bad = forbidden_control_char(item)
@@ -360,6 +377,11 @@ _CHECKERS = {
     VariableType.ARRAY: VariableSpec._check_array,
     VariableType.OBJECT: VariableSpec._check_object,
 }
+
+
+def _decimals(number: Number) -> int:
+    exponent = Decimal(repr(float(number))).normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _put(schema: dict[str, Any], **values: Any) -> None:

@@ -44,6 +44,8 @@ from gateway.platform_api.variables import VariableService
 from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
+from gateway.training.controllers import TrainingController
+from gateway.training.service import TrainingService, local_model_dir
 from models_store.image_store import ImageStore
 
 log = logging.getLogger("vlmgw")
@@ -135,19 +137,21 @@ def create_app(
             media = MediaPipeline.from_settings(
                 settings, handoff_folder=engines is None and media_via_files(settings)
             )
-            images = ImageService(
-                ImageStore(settings.store_dir, max_pixels=settings.media_image_max_pixels),
-                media.fetcher, settings.media_image_max_bytes,
-            )  # fmt: skip
+            image_store = ImageStore(settings.store_dir, max_pixels=settings.media_image_max_pixels)
+            images = ImageService(image_store, media.fetcher, settings.media_image_max_bytes)
             media.stored = images
             _platform_services(app.state, images)
             structured = StructuredOutputService(metrics, settings.structured_cache_size)
             app.state.chat_service = ChatService(pool, metrics, media, structured)
             app.state.model_service = ModelService(pool)
+            training = training_service(settings, image_store, say)
+            app.state.training_service = training
             await pool.start()
             try:
+                await training.resume_interrupted()
                 yield
             finally:
+                await training.close()
                 await pool.stop()
                 await media.close()
                 app.state.db = None
@@ -177,11 +181,11 @@ def create_app(
 
 PLATFORM_CONTROLLERS = [
     WorkspaceController, TaskController, DatasetController, VariableController, SampleController,
-    ImageController,
+    ImageController, TrainingController,
 ]  # fmt: skip
 SERVICES = (
     "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
-    "sample_service", "image_service",
+    "sample_service", "image_service", "training_service",
 )  # fmt: skip
 
 
@@ -191,6 +195,19 @@ def _platform_services(state: State, images: ImageService) -> None:
     state.dataset_service = DatasetService()
     state.variable_service = VariableService()
     state.sample_service = SampleService()
+
+
+def training_service(settings: Settings, images: ImageStore, say: Say) -> TrainingService:
+    """Training trains the spawned engine's base model (a local copy of its weights is needed)."""
+    served = settings.engine_name if settings.model else ""
+    return TrainingService(
+        jobs_dir=settings.data_dir / "jobs",
+        adapters_dir=settings.store_dir / "adapters",
+        image_root=images,
+        base_model_dir=lambda _name: local_model_dir(settings.model),
+        served_base_name=served,
+        say=say,
+    )
 
 
 def _from_state(name: str) -> Callable[[State], Any]:

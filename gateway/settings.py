@@ -65,6 +65,10 @@ class Settings(msgspec.Struct, kw_only=True):
     media_video_mode: Literal["frames", "native"] = "frames"
     media_video_frame_pixels: int = 640 * 640  # sampled frames are downscaled above this
     media_decode_concurrency: int = 2
+    # Decoders run in worker processes (a crash or memory blow-up costs a worker, not the gateway), each
+    # capped at media_decode_memory_bytes of address space (0: no cap); "thread" runs them in-process.
+    media_decode_isolation: Literal["process", "thread"] = "process"
+    media_decode_memory_bytes: int = 4 * 1024**3
     # Fetching http(s) media: time-outs, redirects, and trusted hosts/networks the SSRF guard lets through.
     media_fetch_allow: list[str] = msgspec.field(default_factory=list)
     media_fetch_connect_timeout_s: float = 3.0

@@ -62,28 +62,30 @@ def encode_example(processor: Any, prompt: str, answer: str, image: Any) -> dict
 
 
 def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Right-pad a list of encoded examples into one batch."""
+    """Right-pad encoded examples into one batch (also what ``finetune`` collates with).
+
+    Per-token tensors (``input_ids``, ``labels``, ``mm_token_type_ids`` and any other 1-D tensor as long as
+    ``input_ids``) are padded: ids with ``pad_id``, labels with -100, the rest with 0; an ``attention_mask``
+    is built. Per-image tensors (``pixel_values``, ``image_grid_thw``, ...) are concatenated over the
+    examples that have them and left out when none has.
+    """
     import torch
 
     width = max(len(e["input_ids"]) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    mm_types = torch.zeros((len(examples), width), dtype=torch.long)
+    fill = {"input_ids": pad_id, "labels": -100}
+    batch: dict[str, Any] = {"attention_mask": torch.zeros((len(examples), width), dtype=torch.long)}
+    token_keys = [k for k, v in examples[0].items() if v.dim() == 1]
+    for key in token_keys:
+        batch[key] = torch.full((len(examples), width), fill.get(key, 0), dtype=examples[0][key].dtype)
     for row, ex in enumerate(examples):
         n = len(ex["input_ids"])
-        ids[row, :n] = ex["input_ids"]
-        labels[row, :n] = ex["labels"]
-        mask[row, :n] = 1
-        mm_types[row, :n] = ex["mm_token_type_ids"]
-    return {
-        "input_ids": ids,
-        "labels": labels,
-        "attention_mask": mask,
-        "mm_token_type_ids": mm_types,
-        "pixel_values": torch.cat([e["pixel_values"] for e in examples]),
-        "image_grid_thw": torch.cat([e["image_grid_thw"] for e in examples]),
-    }
+        batch["attention_mask"][row, :n] = 1
+        for key in token_keys:
+            batch[key][row, :n] = ex[key]
+    other_keys = {k for e in examples for k, v in e.items() if v.dim() != 1}
+    for key in sorted(other_keys):
+        batch[key] = torch.cat([e[key] for e in examples if key in e])
+    return batch
 
 
 def pretrain_captions(

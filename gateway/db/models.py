@@ -240,3 +240,70 @@ class VariableValue(Model):
     class Meta:
         table = "variable_value"
         unique_together = (("sample", "variable"),)
+
+
+# A training run of a task: ``python -m finetune`` in a child process; its progress and outcome.
+class TrainingJob(Model):
+    id = fields.UUIDField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="training_jobs", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    status = fields.CharField(max_length=16, default="queued", db_index=True)
+    error = fields.TextField(null=True)
+    step = fields.IntField(default=0)
+    total_steps = fields.IntField(null=True)
+    loss = fields.FloatField(null=True)
+    eta_s = fields.FloatField(null=True)
+    train_samples = fields.IntField(default=0)
+    test_samples = fields.IntField(default=0)
+    hyperparameters: Any = fields.JSONField(default=dict)
+    version = fields.IntField(null=True)
+    created = fields.DatetimeField(auto_now_add=True)
+    started = fields.DatetimeField(null=True)
+    finished = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "training_job"
+
+
+# One progress line of a training job, in OpenAI's fine-tuning event shape.
+class TrainingEvent(Model):
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[TrainingJob] = fields.ForeignKeyField(
+        "models.TrainingJob", related_name="events", on_delete=fields.CASCADE
+    )
+    job_id: uuid.UUID
+    created = fields.DatetimeField(auto_now_add=True)
+    level = fields.CharField(max_length=8, default="info")
+    type = fields.CharField(max_length=16, default="message")
+    message = fields.TextField(default="")
+    data: Any = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "training_event"
+
+
+# A trained version of a task's model: where its adapter is, its metrics and how it was trained.
+class ModelVersion(Model):
+    id = fields.UUIDField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="versions", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    version = fields.IntField()
+    base_model = fields.CharField(max_length=500)
+    adapter_dir = fields.TextField()
+    metrics: Any = fields.JSONField(default=dict)
+    hyperparameters: Any = fields.JSONField(default=dict)
+    train_samples = fields.IntField(default=0)
+    test_samples = fields.IntField(default=0)
+    job: fields.ForeignKeyNullableRelation[TrainingJob] = fields.ForeignKeyField(
+        "models.TrainingJob", related_name="model_versions", null=True, on_delete=fields.SET_NULL
+    )
+    job_id: uuid.UUID | None
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "model_version"
+        unique_together = (("task", "version"),)

@@ -16,7 +16,7 @@ import base64
 import binascii
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -34,7 +34,8 @@ from gateway.media.errors import (
 from gateway.media.fetch import Fetcher, FetchLimits
 from gateway.media.handoff import Handoff, HandoffBatch
 from gateway.media.images import ImageLimits, check_image, encode_image
-from gateway.media.video import SampledVideo, Sampling, VideoLimits, encode_clip, sample_video
+from gateway.media.video import Sampling, VideoLimits, encode_clip, sample_video
+from gateway.media.workers import DecodeWorkers
 from gateway.openai_api.protocol import (
     ChatCompletionRequest,
     ContentPart,
@@ -74,6 +75,8 @@ class MediaLimits:
     default_mode: str = "frames"
     frame_pixels: int = 640 * 640
     decode_concurrency: int = 2
+    decode_isolation: str = "process"
+    decode_memory_bytes: int = 4 * 1024**3
 
 
 @dataclass
@@ -114,7 +117,11 @@ class MediaPipeline:
         self.fetcher = fetcher
         self.handoff = handoff or Handoff(None)
         self.stored = stored
-        self._decoding = asyncio.Semaphore(max(1, limits.decode_concurrency))
+        self.workers = DecodeWorkers(
+            limits.decode_concurrency,
+            isolation=limits.decode_isolation,
+            memory_limit_bytes=limits.decode_memory_bytes,
+        )
 
     @classmethod
     def from_settings(
@@ -137,6 +144,7 @@ class MediaPipeline:
 
     async def close(self) -> None:
         await self.fetcher.close()
+        self.workers.close()
 
     async def prepare(self, req: ChatCompletionRequest, workspace: str | None = None) -> PreparedMedia:
         """``req`` with every media part replaced by checked media; raises ``MediaError`` naming the part."""
@@ -180,7 +188,7 @@ class MediaPipeline:
 
     async def _image(self, part: ImageUrlPart, workspace: str | None, batch: HandoffBatch) -> ImageUrlPart:
         data = await self._load(part.image_url.url, self.limits.image.max_bytes, workspace, stored_ok=True)
-        checked = await self._in_thread(check_image, data, self.limits.image)
+        checked = await self.workers.run(check_image, data, self.limits.image)
         url = batch.put(checked.data, checked.mime)
         return ImageUrlPart(ImageUrl(url=url, detail=part.image_url.detail))
 
@@ -189,24 +197,11 @@ class MediaPipeline:
     ) -> list[ContentPart]:
         data = await self._load(video.url, self.limits.video.max_bytes, None, stored_ok=False)
         sampling, mode = self._sampling(video, defaults)
-        pixels = self.limits.frame_pixels
-        sampled = await self._in_thread(sample_video, data, sampling, self.limits.video, pixels)
-        if mode == "native":
-            clip = await self._in_thread(_native_clip, sampled)
-            return [VideoUrlPart(VideoUrl(url=batch.put(clip, "video/mp4")))]
-        return await self._frames_as_images(sampled, batch)
-
-    async def _frames_as_images(self, sampled: SampledVideo, batch: HandoffBatch) -> list[ContentPart]:
-        frames = sampled.frames
-        encoded = await self._in_thread(lambda: [encode_image(f.image, lossless=False) for f in frames])
-        span = f"{frames[0].time_s:.2f} s to {frames[-1].time_s:.2f} s"
-        out: list[ContentPart] = [
-            TextPart(f"Video ({sampled.duration_s:.2f} s long), {len(frames)} frames in order, from {span}:")
-        ]
-        for number, (frame, (data, mime)) in enumerate(zip(frames, encoded, strict=True), start=1):
-            out.append(TextPart(f"Frame {number} at {frame.time_s:.2f} s:"))
-            out.append(ImageUrlPart(ImageUrl(url=batch.put(data, mime))))
-        return out
+        job = VideoJob(data, sampling, self.limits.video, self.limits.frame_pixels, mode)
+        result = await self.workers.run(run_video_job, job)
+        if result.clip is not None:
+            return [VideoUrlPart(VideoUrl(url=batch.put(result.clip, "video/mp4")))]
+        return _frames_as_parts(result, batch)
 
     def _sampling(self, video: VideoUrl, defaults: VideoOptions | None) -> tuple[Sampling, str]:
         """Options on the part win over the request's ``video_options``, which win over the settings."""
@@ -246,10 +241,6 @@ class MediaPipeline:
         except LookupError as exc:
             raise MediaNotFound(f"no stored image `{image_id}` in this workspace") from exc
 
-    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        async with self._decoding:
-            return await asyncio.to_thread(func, *args)
-
 
 def limits_from_settings(settings: Settings) -> MediaLimits:
     return MediaLimits(
@@ -270,6 +261,8 @@ def limits_from_settings(settings: Settings) -> MediaLimits:
         default_mode=settings.media_video_mode,
         frame_pixels=settings.media_video_frame_pixels,
         decode_concurrency=settings.media_decode_concurrency,
+        decode_isolation=settings.media_decode_isolation,
+        decode_memory_bytes=settings.media_decode_memory_bytes,
     )
 
 
@@ -295,11 +288,48 @@ def decode_data_uri(url: str, max_bytes: int) -> bytes:
     return data
 
 
-def _native_clip(sampled: SampledVideo) -> bytes:
-    frames = sampled.frames
-    span = frames[-1].time_s - frames[0].time_s
-    fps = (len(frames) - 1) / span if len(frames) > 1 and span > 0 else 1.0
-    return encode_clip([f.image for f in frames], fps)
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything a worker needs to turn one video into frames or a clip (picklable)."""
+
+    data: bytes
+    sampling: Sampling
+    limits: VideoLimits
+    frame_pixels: int
+    mode: str
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    duration_s: float
+    times: list[float]
+    frames: list[tuple[bytes, str]]  # encoded images, frames mode
+    clip: bytes | None  # an MP4 of the sampled frames, native mode
+
+
+def run_video_job(job: VideoJob) -> VideoResult:
+    """Sample the video and encode the result, in one call so only bytes cross to and from a worker."""
+    sampled = sample_video(job.data, job.sampling, job.limits, job.frame_pixels)
+    times = [f.time_s for f in sampled.frames]
+    if job.mode == "native":
+        span = times[-1] - times[0]
+        fps = (len(times) - 1) / span if len(times) > 1 and span > 0 else 1.0
+        return VideoResult(sampled.duration_s, times, [], encode_clip([f.image for f in sampled.frames], fps))
+    frames = [encode_image(f.image, lossless=False) for f in sampled.frames]
+    return VideoResult(sampled.duration_s, times, frames, None)
+
+
+def _frames_as_parts(result: VideoResult, batch: HandoffBatch) -> list[ContentPart]:
+    """A line about the video, then per frame a line with its timestamp and the frame as an image."""
+    span = f"{result.times[0]:.2f} s to {result.times[-1]:.2f} s"
+    count = len(result.times)
+    out: list[ContentPart] = [
+        TextPart(f"Video ({result.duration_s:.2f} s long), {count} frames in order, from {span}:")
+    ]
+    for number, (time_s, (data, mime)) in enumerate(zip(result.times, result.frames, strict=True), start=1):
+        out.append(TextPart(f"Frame {number} at {time_s:.2f} s:"))
+        out.append(ImageUrlPart(ImageUrl(url=batch.put(data, mime))))
+    return out
 
 
 def _media_parts(messages: list[Message]) -> list[_Part]:

@@ -28,8 +28,6 @@ from PIL import Image
 
 from gateway.media.errors import MediaCorrupt, MediaError, MediaTooLarge, MediaUnsupported
 
-VIDEO_MIME = {"mov": "video/mp4", "matroska": "video/webm", "avi": "video/x-msvideo"}
-
 
 @dataclass(frozen=True)
 class VideoLimits:
@@ -176,17 +174,20 @@ def _frames_at(
     """For each time, the frame nearest to it; seek only when the target lies past the next keyframe."""
     assert stream.time_base is not None
     time_base = stream.time_base
-    decoded: Iterator[av.video.frame.VideoFrame] = iter(())
+    rate = stream.guessed_rate or stream.average_rate or 30
+    guard = int(Fraction(2) / Fraction(rate) / time_base)  # two frame durations
+    decoder = _SkippingDecoder(container, stream)
     previous: av.video.frame.VideoFrame | None = None
     current: av.video.frame.VideoFrame | None = None
     for time_s in times:
         target = index.start_pts + int(Fraction(time_s) / time_base)
         keyframe = index.at_or_before(target)
         if current is None or _pts(current) < keyframe:
-            container.seek(keyframe, stream=stream, backward=True)
-            decoded, previous, current = container.decode(stream), None, None
+            decoder.seek(keyframe)
+            previous, current = None, None
+        decoder.skip_before = target - guard
         while current is None or _pts(current) < target:
-            following = next((f for f in decoded if f.pts is not None), None)
+            following = decoder.next_frame()
             if following is None:
                 break  # end of stream: the last frame stands for the rest
             previous, current = current, following
@@ -197,6 +198,36 @@ def _frames_at(
             yield SampledFrame(
                 float((_pts(best) - index.start_pts) * time_base), frame_image(best, max_pixels)
             )
+
+
+class _SkippingDecoder:
+    """Decodes one stream packet by packet, dropping non-reference frames that lie before ``skip_before``.
+
+    Whether a packet is needed is decided from its own timestamp before it is decoded: a non-reference
+    frame (most B-frames) earlier than the target cannot be the answer and no other frame needs it, so
+    the decoder skips it (``skip_frame = NONREF``). Frames within two frame durations of the target are
+    always decoded, so the nearest frame is never skipped.
+    """
+
+    def __init__(self, container: av.container.InputContainer, stream: VideoStream) -> None:
+        self.container = container
+        self.stream = stream
+        self.skip_before = -1
+        self._frames: Iterator[av.video.frame.VideoFrame] = iter(())
+
+    def seek(self, keyframe: int) -> None:
+        self.container.seek(keyframe, stream=self.stream, backward=True)
+        self._frames = self._decode()
+
+    def next_frame(self) -> av.video.frame.VideoFrame | None:
+        return next((f for f in self._frames if f.pts is not None), None)
+
+    def _decode(self) -> Iterator[av.video.frame.VideoFrame]:
+        context = self.stream.codec_context
+        for packet in self.container.demux(self.stream):
+            far = packet.pts is not None and packet.pts < self.skip_before
+            context.skip_frame = "NONREF" if far else "DEFAULT"
+            yield from context.decode(packet)
 
 
 def frame_image(frame: av.video.frame.VideoFrame, max_pixels: int = 0) -> Image.Image:

@@ -112,3 +112,28 @@ def test_display_rotation_is_applied() -> None:
     assert image.size == (48, 64)
     r, g, _ = image.getpixel((2, 61))  # type: ignore[misc]
     assert r > 200 and g < 60
+
+
+def nearest_by_decoding_everything(data: bytes, times: list[float]) -> list[float]:
+    """The reference answer: decode every frame, take the nearest to each time (ties to the earlier)."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stamps = [float(f.pts * stream.time_base) for f in container.decode(stream) if f.pts is not None]  # type: ignore[operator]
+    start = min(stamps)
+    return [min(stamps, key=lambda s, t=t: (abs(s - start - t), s)) - start for t in times]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("sampling", [Sampling(num_frames=7), Sampling(num_frames=None, fps=3.0, start=0.4)])
+def test_seeking_and_skipping_give_the_frames_decoding_everything_gives(sampling: Sampling) -> None:
+    """B-frames (x264 default preset) and a keyframe every 12 frames: seeks, continuing, skipping."""
+    data = video_bytes(seconds=6, fps=24, gop=12)
+    video = sample_video(data, sampling, LIMITS)
+    times = sample_times(video.duration_s, sampling, 100)
+    assert [f.time_s for f in video.frames] == pytest.approx(nearest_by_decoding_everything(data, times))
+    assert [level(f.image) for f in video.frames] == pytest.approx(
+        [frame_level(round(f.time_s * 24)) for f in video.frames], abs=4
+    )

@@ -30,7 +30,7 @@ SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(10**12), 10**12),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(-1e14, 1e14),
     TEXT,
 )
 OBJECTS = st.dictionaries(
@@ -97,12 +97,14 @@ def values_for(draw: st.DrawFn, spec: VariableSpec) -> Any:
     if kind is VariableType.INTEGER:
         return draw(
             st.integers(
-                spec.min_value if spec.min_value is not None else -(10**15),
-                spec.max_value if spec.max_value is not None else 10**15,
+                spec.min_value if spec.min_value is not None else -(10**15) + 1,
+                spec.max_value if spec.max_value is not None else 10**15 - 1,
             )
         )
     if kind is VariableType.FLOAT:
-        return draw(st.floats(spec.min_value, spec.max_value, allow_nan=False, allow_infinity=False))
+        low = spec.min_value if spec.min_value is not None else -1e14
+        high = spec.max_value if spec.max_value is not None else 1e14
+        return draw(st.floats(low, high))
     if kind is VariableType.BOOLEAN:
         return draw(st.booleans())
     if kind is VariableType.ARRAY:

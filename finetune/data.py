@@ -1,0 +1,134 @@
+"""Training examples to model inputs, one batch at a time.
+
+An example becomes chat messages (system, user with its images, assistant with the target) rendered by the
+model's own processor and chat template, so training sees exactly the prompt format the served model sees.
+The prompt is tokenised with its images by the processor; the answer (everything the template appends after
+the generation prompt: the target and the end-of-turn tokens) is tokenised on its own and appended, so the
+boundary is exact and the loss mask covers the answer tokens only. Images are loaded when their batch is
+built, not up front, so memory does not grow with the data set.
+
+The order of examples and each epoch's image choice are functions of (seed, epoch): a resumed run sees the
+same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from finetune.spec import Example
+from models_store.tiny_pretrain import collate
+
+IGNORE_INDEX = -100
+
+
+def chat_messages(example: Example, n_images: int) -> list[dict[str, Any]]:
+    """The prompt of an example as chat messages: images first, then the user's text."""
+    messages: list[dict[str, Any]] = []
+    if example.system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": example.system}]})
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+    content.append({"type": "text", "text": example.user})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def prompt_and_answer_text(processor: Any, example: Example, n_images: int) -> tuple[str, str]:
+    """The rendered prompt (ending with the generation prompt) and the answer text the template appends.
+
+    The answer is what the template renders for the assistant turn beyond the prompt; when a template does
+    not render the prompt as a prefix of the full conversation (some add reasoning markers), the answer is
+    the target followed by the tokenizer's end-of-sequence token.
+    """
+    messages = chat_messages(example, n_images)
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    answer_turn = {"role": "assistant", "content": [{"type": "text", "text": example.target}]}
+    full = processor.apply_chat_template([*messages, answer_turn], tokenize=False)
+    if full.startswith(prompt) and example.target in full[len(prompt) :]:
+        return prompt, full[len(prompt) :]
+    return prompt, example.target + (processor.tokenizer.eos_token or "")
+
+
+def load_image(path: str) -> Any:
+    """An image file as an RGB PIL image."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+def images_for_epoch(example: Example, epoch: int, seed: int) -> list[str]:
+    """The images one epoch shows for an example: all in order, all shuffled, or one drawn (seeded)."""
+    if example.image_selection == "ordered" or len(example.images) < 2:
+        return list(example.images)
+    rng = random.Random(f"{seed}:{example.sample_id}:{example.user}:{epoch}")
+    if example.image_selection == "one":
+        return [rng.choice(example.images)]
+    shuffled = list(example.images)
+    rng.shuffle(shuffled)
+    return shuffled
+
+
+def encode(processor: Any, example: Example, image_paths: Sequence[str]) -> dict[str, Any]:
+    """Token ids, answer-only labels and image tensors of one example."""
+    import torch
+
+    images = [load_image(p) for p in image_paths]
+    prompt, answer = prompt_and_answer_text(processor, example, len(images))
+    inputs = processor(text=[prompt], images=images or None, return_tensors="pt")
+    answer_ids = torch.tensor(
+        processor.tokenizer(answer, add_special_tokens=False)["input_ids"], dtype=torch.long
+    )
+    prompt_ids = inputs["input_ids"][0]
+    out: dict[str, Any] = {
+        "input_ids": torch.cat([prompt_ids, answer_ids]),
+        "labels": torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), answer_ids]),
+    }
+    for key, value in inputs.items():
+        if key in ("input_ids", "attention_mask"):
+            continue
+        if value.dim() == 2 and value.shape == inputs["input_ids"].shape:  # per-token, e.g. mm_token_type_ids
+            out[key] = torch.cat([value[0], torch.zeros(len(answer_ids), dtype=value.dtype)])
+        else:
+            out[key] = value
+    return out
+
+
+def epoch_order(n_examples: int, epoch: int, seed: int) -> list[int]:
+    """A seeded permutation of example indices for one epoch."""
+    order = list(range(n_examples))
+    random.Random(f"order:{seed}:{epoch}").shuffle(order)
+    return order
+
+
+Slot = tuple[int, int]  # (epoch, example index)
+
+
+def micro_batches(n_examples: int, batch_size: int, seed: int) -> Iterator[list[Slot]]:
+    """Endless micro-batches of (epoch, example index); an epoch's last short batch is filled from the next
+    epoch's order rather than dropped, so every micro-batch has ``batch_size`` examples."""
+    epoch = 0
+    pending: list[Slot] = []
+    while True:
+        pending += [(epoch, i) for i in epoch_order(n_examples, epoch, seed)]
+        epoch += 1
+        while len(pending) >= batch_size:
+            chunk, pending = pending[:batch_size], pending[batch_size:]
+            yield chunk
+
+
+def build_batch(
+    processor: Any, examples: Sequence[Example], slots: Sequence[Slot], seed: int, pad_id: int
+) -> dict[str, Any]:
+    """Encode and collate one micro-batch (images are read here, per batch)."""
+    encoded = [
+        encode(processor, examples[i], images_for_epoch(examples[i], epoch, seed)) for epoch, i in slots
+    ]
+    return collate(encoded, pad_id)
+
+
+def pad_token_id(processor: Any) -> int:
+    tok = processor.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return int(pad if pad is not None else 0)
