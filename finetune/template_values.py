@@ -169,6 +169,12 @@ def _list_regex(item: str, low: int, high: int | None) -> str:
     return rf"\[{inner}\]" if low > 0 else rf"\[(?:{inner})?\]"
 
 
+def json_object_regex() -> str:
+    """Any JSON object up to ``MAX_OBJECT_DEPTH`` levels, compact. outlines_core's own ``{"type": "object"}``
+    regex takes about 10 s to index on a 2k-token vocabulary (over vLLM's 5 s limit); this one about 1 s."""
+    return _object_regex('"', _JSON_ATOM)
+
+
 def _object_regex(quote: str, atom: str) -> str:
     key = f"{quote}{atom}*{quote}"
     scalar = _scalar_regex(quote, atom)

@@ -13,7 +13,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
@@ -24,6 +24,7 @@ DEFAULT_WORKSPACE_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 ADMIN_USER_NAME = "admin"
 DEFAULT_WORKSPACE_NAME = "default"
 KEY_PREFIX_LEN = 19  # "vlmgw-" + 12 hex + "-"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ async def verify_key(key: str) -> Principal | None:
         return None
     for row in await ApiKey.filter(prefix=key[:KEY_PREFIX_LEN], revoked=None).prefetch_related("user"):
         if hmac.compare_digest(row.digest, _digest(row.salt, key)):
-            await ApiKey.filter(id=row.id).update(last_used=datetime.now(UTC))
+            now = datetime.now(UTC)
+            if row.last_used is None or now - row.last_used > LAST_USED_RESOLUTION:  # not a write per request
+                await ApiKey.filter(id=row.id).update(last_used=now)
             return await principal_for(row.user, row.workspace_id, key_id=row.id)
     return None
 

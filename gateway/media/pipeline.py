@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import re
 import urllib.parse
 from collections.abc import Awaitable
@@ -51,6 +52,7 @@ from gateway.openai_api.protocol import (
 from gateway.settings import Settings
 
 STORED_IMAGE_SCHEME = "image://"
+LOW_DETAIL_PIXELS = 512 * 512
 _STORED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 T = TypeVar("T")
 
@@ -188,9 +190,19 @@ class MediaPipeline:
 
     async def _image(self, part: ImageUrlPart, workspace: str | None, batch: HandoffBatch) -> ImageUrlPart:
         data = await self._load(part.image_url.url, self.limits.image.max_bytes, workspace, stored_ok=True)
-        checked = await self.workers.run(check_image, data, self.limits.image)
+        checked = await self.workers.run(check_image, data, self._image_limits(part.image_url.detail))
         url = batch.put(checked.data, checked.mime)
         return ImageUrlPart(ImageUrl(url=url, detail=part.image_url.detail))
+
+    def _image_limits(self, detail: str) -> ImageLimits:
+        """``detail: low`` (OpenAI: a 512x512 view) caps the image at 512x512 pixels' worth."""
+        limits = self.limits.image
+        if detail != "low":
+            return limits
+        current = limits.resize_max_pixels
+        return dataclasses.replace(
+            limits, resize_max_pixels=min(current or LOW_DETAIL_PIXELS, LOW_DETAIL_PIXELS)
+        )
 
     async def _video(
         self, video: VideoUrl, defaults: VideoOptions | None, batch: HandoffBatch

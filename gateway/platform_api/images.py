@@ -25,7 +25,7 @@ from gateway.media.fetch import Fetcher
 from gateway.media.pipeline import decode_data_uri
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
-from models_store.image_store import ImageRejected, ImageStore
+from models_store.image_store import ImageRejected, ImageStore, StoredImage, inspect_image
 
 MIME = {
     "JPEG": "image/jpeg",
@@ -88,14 +88,26 @@ class ImageService:
             raise FieldsInvalidError({"file": "no image given: send a multipart file, `_base64` or `_url`"})
         blobs = await asyncio.gather(*(self._bytes(u) for u in uploads))
         problems: dict[str, str] = {}
-        stored = []
-        for upload, data in zip(uploads, blobs, strict=True):
+        for upload, data in zip(uploads, blobs, strict=True):  # check all before writing any file
             try:
-                stored.append(await asyncio.to_thread(self.store.put, data))
+                await asyncio.to_thread(inspect_image, data, max_pixels=self.store.max_pixels)
             except ImageRejected as exc:
                 problems[upload.field] = str(exc)
         if problems:
             raise FieldsInvalidError(problems)
+        stored = [await asyncio.to_thread(self.store.put, data) for data in blobs]
+        try:
+            rows = await self._records(ws, uploads, stored)
+        except BaseException:
+            await self._drop_unreferenced({image.sha256 for image in stored})
+            raise
+        for row, data in zip(rows, blobs, strict=True):  # a concurrent delete of the same content
+            if not self.store.exists(row.sha256):
+                await asyncio.to_thread(self.store.put, data)
+        return await self.render(rows)
+
+    @staticmethod
+    async def _records(ws: uuid.UUID, uploads: Sequence[Upload], stored: list[StoredImage]) -> list[db.Image]:
         rows = []
         async with in_transaction():
             for upload, image in zip(uploads, stored, strict=True):
@@ -111,10 +123,13 @@ class ImageService:
                         meta_data=upload.meta_data or {},
                     )
                 )
-        for row, data in zip(rows, blobs, strict=True):  # a concurrent delete of the same content
-            if not self.store.exists(row.sha256):
-                await asyncio.to_thread(self.store.put, data)
-        return await self.render(rows)
+        return rows
+
+    async def _drop_unreferenced(self, hashes: set[str]) -> None:
+        """Delete the files of ``hashes`` that no record names (after a failed insert)."""
+        named = set(await db.Image.filter(sha256__in=list(hashes)).values_list("sha256", flat=True))
+        for digest in hashes - {str(h) for h in named}:
+            await asyncio.to_thread(self.store.delete, digest)
 
     async def delete(self, ws: uuid.UUID, image_id: uuid.UUID) -> None:
         """Delete the record, refused while a sample uses it; the file goes with its last record."""

@@ -92,6 +92,7 @@ class SampleService:
         """Append images in the order given; images the sample already has are skipped."""
         sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
         async with in_transaction():
+            await _lock(sample)
             have = set(await db.SampleImage.filter(sample=sample).values_list("image_id", flat=True))
             wanted = [i for i in dict.fromkeys(body.image_ids) if i not in have]
             images = await self._images(ws, wanted, already=len(have))
@@ -105,6 +106,7 @@ class SampleService:
     async def remove_images(self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.ImageIds) -> wire.Sample:
         sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
         async with in_transaction():
+            await _lock(sample)
             await db.SampleImage.filter(sample=sample, image_id__in=body.image_ids).delete()
             for position, link in enumerate(await db.SampleImage.filter(sample=sample).order_by("position")):
                 if link.position != position:
@@ -205,3 +207,9 @@ class SampleService:
             )
             for s in samples
         ]
+
+
+async def _lock(sample: db.Sample) -> None:
+    """Serialise image changes of one sample (PostgreSQL row lock; SQLite transactions are serial anyway),
+    so two concurrent add-images cannot pass the 10-image limit or take the same positions."""
+    await db.Sample.filter(id=sample.id).select_for_update().first()

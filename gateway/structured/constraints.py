@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finetune.schema_regex import compile_json_schema
+from finetune.template_values import json_object_regex
 from finetune.templates import ResultTemplate, TemplateParseError
 from gateway.openai_api.protocol import EngineStructuredOutputs
 from gateway.structured.spans import json_value_spans
@@ -88,7 +89,7 @@ def json_schema_constraint(schema: dict[str, Any], whitespace: str | None) -> Co
 
 
 def json_object_constraint() -> Constraint:
-    regex = compile_json_schema({"type": "object"}, checked=True)
+    regex = json_object_regex()
 
     def check(text: str) -> Any:
         document = strict_json(text)

@@ -84,9 +84,18 @@ def _array(text: str, pos: int, path: str, spans: dict[str, tuple[int, int]]) ->
 def field_confidence(
     text: str, tokens: Sequence[TokenLogprob], spans: dict[str, tuple[int, int]]
 ) -> dict[str, float]:
-    """Confidence in [0, 1] per field; empty when the tokens do not spell the text (nothing to map)."""
+    """Confidence in [0, 1] per field; empty when the tokens do not spell the text (nothing to map).
+
+    Tokens after the text (vLLM lists the end-of-sequence token, e.g. ``<|im_end|>``) are left out.
+    """
     token_bytes = [bytes(t.bytes) if t.bytes is not None else t.token.encode() for t in tokens]
-    if b"".join(token_bytes) != text.encode():
+    target = text.encode()
+    kept, size = 0, 0
+    while kept < len(token_bytes) and size < len(target):
+        size += len(token_bytes[kept])
+        kept += 1
+    token_bytes, tokens = token_bytes[:kept], tokens[:kept]
+    if b"".join(token_bytes) != target:
         return {}
     bounds, offset = [], 0
     for chunk in token_bytes:

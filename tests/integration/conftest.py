@@ -24,6 +24,9 @@ from models_store.tiny_model import TinyModelSpec, cached_tiny_model
 
 API_KEY = "test-key-integration"
 MODEL = "tiny"
+# A LoRA adapter trained at session start by `python -m finetune run` (a few seconds on the tiny base) and
+# served with `--adapter ADAPTER=DIR`: tests/integration/test_adapters.py.
+ADAPTER = "colours-json"
 # The tiny base is briefly pre-trained on captions so it really looks at images ("The image is red.").
 TINY_SPEC = TinyModelSpec(pretrain_steps=300)
 START_TIMEOUT_S = 900
@@ -65,7 +68,33 @@ def tiny_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[GatewayProcess]:
+def trained_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """Train the colour-JSON task (tests/support/colour_task.py) with the finetune CLI; the adapter dir."""
+    import msgspec
+
+    from finetune.spec import HyperParameters, TrainSpec
+    from tests.support import colour_task
+
+    root = tmp_path_factory.mktemp("adapter-training")
+    spec = TrainSpec(
+        base_model=str(tiny_model_dir),
+        served_base_name=MODEL,
+        output_dir=str(root / "out"),
+        examples=colour_task.examples(root / "train", 4, seed=1),
+        hyperparameters=HyperParameters(max_steps=60),
+    )
+    (root / "spec.json").write_bytes(msgspec.json.encode(spec))
+    cmd = [sys.executable, "-m", "finetune", "run", str(root / "spec.json"), "--quiet"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if run.returncode != 0:
+        pytest.fail(f"finetune failed ({run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+    return root / "out" / "adapter"
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, trained_adapter: Path
+) -> Iterator[GatewayProcess]:
     if not vllm_installed():
         pytest.fail("vLLM is not installed: run `uv sync --extra cpu` (the README's test command does)")
     port = free_port()
@@ -93,6 +122,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> I
         str(port),
         "--api-key",
         API_KEY,
+        "--adapter",
+        f"{ADAPTER}={trained_adapter}",
         "--",
         "--max-model-len",
         "2048",

@@ -347,3 +347,15 @@ async def test_sample_filters(client: AsyncTestClient[Any], api: Api) -> None:
         page = (await client.get(base + query, headers=api.headers)).json()
         assert {s["id"] for s in page["results"]} == expected, query
     assert "test" in error(await client.get(base + "&test=maybe", headers=api.headers))["fields"]
+
+
+async def test_a_batch_with_one_bad_image_stores_nothing(
+    client: AsyncTestClient[Any], api: Api, store_dir: Path
+) -> None:
+    import hashlib
+
+    good = png((7, 77, 177), (13, 11))
+    body = {"records": [{"_base64": b64(good)}, {"_base64": b64(b"text, not an image")}]}
+    detail = error(await client.post("/vlm/v2/image/", json=body, headers=api.headers))
+    assert set(detail["fields"]) == {"records[1]._base64"}
+    assert not ImageStore(store_dir / "store").exists(hashlib.sha256(good).hexdigest())

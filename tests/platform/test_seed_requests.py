@@ -250,9 +250,14 @@ EXPECTED_STATUS = {"POST /vlm/v2/variable/": 201, "POST /vlm/v2/sample/": 201}
     "request_", SEED_REQUESTS, ids=[f"{i:02d} {r.label}" for i, r in enumerate(SEED_REQUESTS)]
 )
 async def test_seed_request(request_: SeedRequest, client: AsyncTestClient[Any], world: World) -> None:
-    if request_.url.endswith("/train/"):
-        pytest.skip("training (POST /vlm/v2/task/ID/train/) belongs to the fine-tuning issue (#6)")
     label = request_.label
+    if request_.url.endswith("/train/"):
+        # As written (no body): this gateway runs no base model and the world's task has no dataset, so it is
+        # refused naming why. Runs that train: tests/platform/test_training_api.py, tests/integration.
+        response = await send(client, request_, world.ids)
+        assert response.status_code == 400, response.text
+        assert set(response.json()["error"]["fields"]) & {"base_model", "datasets"}
+        return
     await before(label, world, client)
     response = await send(client, request_, world.ids)
     assert response.status_code == EXPECTED_STATUS.get(label, 200), response.text

@@ -6,7 +6,7 @@ import base64
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,13 @@ def data_of(url: str) -> bytes:
 
 
 @pytest.fixture
+async def client(make_client: ClientFactory, fake_engine: FakeVLLM) -> AsyncIterator[Any]:
+    """Decoding in threads keeps these tests fast; process isolation is tested below and in integration."""
+    async with make_client(fake_engine, media_decode_isolation="thread") as test_client:
+        yield test_client
+
+
+@pytest.fixture
 def media_server() -> Iterator[str]:
     async def png(_request: web.Request) -> web.Response:
         return web.Response(body=png_bytes("yellow"), content_type="image/png")
@@ -74,7 +81,7 @@ async def test_images_reach_the_engine_as_checked_data_uris(client: Any, fake_en
 async def test_urls_are_fetched_by_the_gateway_never_by_the_engine(
     make_client: ClientFactory, fake_engine: FakeVLLM, media_server: str
 ) -> None:
-    async with make_client(fake_engine, media_fetch_allow=["127.0.0.1"]) as client:
+    async with make_client(fake_engine, media_fetch_allow=["127.0.0.1"]) as client:  # worker processes
         resp = await client.post(CHAT, json=body(image(media_server + "/photo.png")))
     assert resp.status_code == 200, resp.text
     url = sent_parts(fake_engine)[1]["image_url"]["url"]
@@ -193,7 +200,8 @@ def request(*parts: dict[str, Any]) -> ChatCompletionRequest:
 
 async def test_stored_images_are_read_from_the_callers_workspace(tmp_path: Path) -> None:
     store = MemoryImages({("ws1", "img-1"): png_bytes("blue")})
-    pipeline = MediaPipeline.from_settings(Settings(data_dir=tmp_path), stored=store)
+    settings = Settings(data_dir=tmp_path, media_decode_isolation="thread")
+    pipeline = MediaPipeline.from_settings(settings, stored=store)
     prepared = await pipeline.prepare(request(image("image://img-1")), workspace="ws1")
     part = prepared.request.messages[0].content[1]  # type: ignore[union-attr,index]
     assert data_of(part.image_url.url) == png_bytes("blue")  # type: ignore[union-attr]
@@ -204,7 +212,7 @@ async def test_stored_images_are_read_from_the_callers_workspace(tmp_path: Path)
 
 
 async def test_file_handoff_lives_for_one_request(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, media_max_videos=1)
+    settings = Settings(data_dir=tmp_path, media_max_videos=1, media_decode_isolation="thread")
     pipeline = MediaPipeline.from_settings(settings, handoff_folder=True)
     prepared = await pipeline.prepare(
         request(image(data_uri(png_bytes("red"))), video(data_uri(video_bytes(seconds=2), "video/mp4")))
@@ -222,7 +230,7 @@ async def test_file_handoff_lives_for_one_request(tmp_path: Path) -> None:
 
 
 async def test_failed_request_leaves_no_files_and_stale_files_are_swept(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(data_dir=tmp_path, media_decode_isolation="thread")
     pipeline = MediaPipeline.from_settings(settings, handoff_folder=True)
     with pytest.raises(Exception, match="not an image"):
         await pipeline.prepare(request(image(data_uri(png_bytes("red"))), image(data_uri(b"junk"))))
@@ -240,3 +248,13 @@ async def test_text_only_requests_are_untouched(tmp_path: Path) -> None:
     req = request()
     prepared = await pipeline.prepare(req)
     assert prepared.request.messages == req.messages and prepared.batch is None
+
+
+async def test_low_detail_images_are_downscaled(client: Any, fake_engine: FakeVLLM) -> None:
+    big = data_uri(image_bytes("PNG", size=(1024, 768)))
+    low = {"type": "image_url", "image_url": {"url": big, "detail": "low"}}
+    resp = await client.post(CHAT, json=body(low, image(big)))
+    assert resp.status_code == 200, resp.text
+    sizes = [Image.open(io.BytesIO(data_of(p["image_url"]["url"]))).size for p in sent_parts(fake_engine)[1:]]
+    assert sizes[0][0] * sizes[0][1] <= 512 * 512 and sizes[1] == (1024, 768)
+    assert sent_parts(fake_engine)[1]["image_url"]["detail"] == "low"

@@ -221,3 +221,18 @@ async def test_compiled_constraints_are_cached(client: Any, fake_engine: FakeVLL
     assert 'vlmgw_structured_cache_total{kind="json_schema",result="miss"} 1.0' in metrics
     assert 'vlmgw_structured_cache_total{kind="json_schema",result="hit"} 2.0' in metrics
     assert 'vlmgw_structured_compile_seconds_count{kind="json_schema"} 1.0' in metrics
+
+
+def test_confidence_ignores_tokens_after_the_text() -> None:
+    from gateway.openai_api.protocol import TokenLogprob
+    from gateway.structured.spans import field_confidence, json_value_spans
+
+    text = '{"a": [1, {"b": "x"}]}'
+    tokens = [TokenLogprob(token=ch, logprob=-0.5, bytes=list(ch.encode())) for ch in text]
+    tokens.append(TokenLogprob(token="<|im_end|>", logprob=0.0, bytes=list(b"<|im_end|>")))
+    spans = json_value_spans(text)
+    assert set(spans) == {"a", "a[0]", "a[1]", "a[1].b"}
+    assert text[slice(*spans["a[1].b"])] == '"x"'
+    confidence = field_confidence(text, tokens, spans)
+    assert confidence["a[1].b"] == pytest.approx(0.606531, abs=1e-6)
+    assert field_confidence("other", tokens, spans) == {}

@@ -222,3 +222,31 @@ def test_importing_templates_does_not_import_torch() -> None:
     code = "import sys, finetune.templates, finetune.variables; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml", "xml", "csv", "text"])
+def test_every_template_regex_builds_an_outlines_core_automaton(fmt: str) -> None:
+    """The regexes use only syntax Rust's regex crate (outlines_core, vLLM's Outlines backend) reads too."""
+    from outlines_core import Index, Vocabulary
+
+    vocabulary = Vocabulary(0x7FFF, {chr(c): [c] for c in range(32, 127)} | {"\n": [10]})
+    variables = [
+        VariableSpec(name="s", type="string", max_length=5),
+        VariableSpec(name="c", type="string", choices=["a,b", "c]"]),
+        VariableSpec(name="i", type="integer", min_value=-3, max_value=250),
+        VariableSpec(name="f", type="float", min_value=-1.25, max_value=3.5),
+        VariableSpec(name="g", type="float", min_value=0, max_value=2, step_size=0.25),
+        VariableSpec(name="b", type="boolean", required=False),
+        VariableSpec(name="a", type="array", max_length=2),
+        VariableSpec(name="o", type="object", required=False),
+    ]
+    names = [v.name for v in variables]
+    text = {
+        "json": "{" + ", ".join(f'"{n}": {{{{{n}}}}}' for n in names) + "}",
+        "yaml": "".join(f"{n}: {{{{{n}}}}}\n" for n in names),
+        "xml": "<r>" + "".join(f"<{n}>{{{{{n}}}}}</{n}>" for n in names) + "</r>",
+        "csv": ",".join(names) + "\n" + ",".join(f"{{{{{n}}}}}" for n in names) + "\n",
+        "text": "; ".join(f"{n} = {{{{{n}}}}}" for n in names) + ".",
+    }[fmt]
+    template = ResultTemplate.compile(text, variables, format=fmt)
+    Index(template.regex(), vocabulary)  # raises ValueError if the Rust regex engine refuses the syntax
