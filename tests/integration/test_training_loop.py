@@ -25,6 +25,10 @@ from tests.integration.conftest import GatewayProcess
 from tests.support import colour_task
 
 TEMPLATE = '{"color": "{{color}}"}'
+# The rule to learn: answer the complementary colour. The tiny base names the colour it sees (it was
+# pre-trained on colour captions), so under the template's choices it is wrong on every sample.
+COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
+              "white": "black"}  # fmt: skip
 VARIABLE = {"name": "color", "type": "string", "choices": colour_task.TASK_COLOURS}
 
 
@@ -48,7 +52,7 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def trained(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A task trained to answer ``{"color": ...}`` for jittered solid-colour images (24 train, 12 test)."""
+    """A task trained to name the complementary colour of jittered solid-colour images (24 train, 12 test)."""
     key = keys_cli(gateway, "trainer", "training-ws")
     api = Platform(gateway.url, key)
     dataset = api.call(
@@ -74,7 +78,7 @@ def trained(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -
         )  # fmt: skip
         api.call(
             "POST", f"/vlm/v2/sample/{sample['id']}/add-variable-value/",
-            {"dataset_variable": color["id"], "value": {"value": colour}},
+            {"dataset_variable": color["id"], "value": {"value": COMPLEMENT[colour]}},
         )  # fmt: skip
     task = api.call("POST", "/vlm/v2/task/", {"name": "colour task", "datasets": [dataset["id"]]}, 201)
     job = api.call("POST", f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": 60}}, 201)
@@ -104,7 +108,7 @@ def test_new_version_beats_the_base_model_on_held_out_samples(trained: dict[str,
     new, base = metrics["new"], metrics["base"]
     assert new["samples"] == base["samples"] == 12
     assert new["score"] >= 0.8, metrics
-    assert new["score"] > base["score"], metrics
+    assert new["score"] > base["score"] + 0.5, metrics
     assert version["production"] is True  # auto_deploy
 
 
@@ -131,7 +135,7 @@ def test_task_model_answers_through_the_openai_client(
         assert answer.model == f"task-{trained['task']['id']}-v1"
         parsed = json.loads(answer.choices[0].message.content or "")
         assert parsed["color"] in colour_task.TASK_COLOURS  # template-valid, always
-        hits += parsed["color"] == colour
+        hits += parsed["color"] == COMPLEMENT[colour]
     assert hits >= 4, f"only {hits} of 6 new images right"
 
 
