@@ -252,6 +252,7 @@ def serve_task_models(state: State, registry: AdapterRegistry, training: Trainin
     state.model_service.visibility = task_models
     publisher = VersionPublisher(task_models, state.chat_service.complete)
     training.publish, training.unpublish = publisher.publish, publisher.unpublish
+    state.task_service.on_delete = training.before_task_delete
     return task_models
 
 

@@ -203,6 +203,22 @@ class TrainingService:
             await self.jobs.start(str(job.id), b"", resume=True)
         return await db.TrainingJob.get(id=job.id)
 
+    async def before_task_delete(self, task: db.Task) -> Callable[[], Awaitable[None]]:
+        """Refuse while the task trains; afterwards remove its adapters (files and registrations) and jobs."""
+        await self._refuse_if_active(task)
+        versions = [row.version for row in await db.ModelVersion.filter(task=task)]
+        jobs = [str(j) for j in await db.TrainingJob.filter(task=task).values_list("id", flat=True)]
+
+        async def cleanup() -> None:
+            for version in versions:
+                if self.unpublish is not None:
+                    await self.unpublish(task, version)
+            shutil.rmtree(self.adapters_dir / str(task.id), ignore_errors=True)
+            for job_id in jobs:
+                shutil.rmtree(self.jobs.job_dir(job_id), ignore_errors=True)
+
+        return cleanup
+
     async def resume_interrupted(self) -> list[str]:
         return await self.jobs.resume_interrupted()
 

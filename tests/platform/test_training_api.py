@@ -216,3 +216,27 @@ async def test_crash_and_failed_publication_register_nothing(
     assert not (Path(service.adapters_dir) / task["id"]).exists() or not any(
         (Path(service.adapters_dir) / task["id"]).iterdir()
     )
+
+
+async def test_deleting_a_task_removes_its_jobs_versions_and_files(
+    train_client: AsyncTestClient[Any], keys: Keys
+) -> None:
+    api = Api(train_client, keys.a)
+    task = await colour_task(api)
+    service = train_client.app.state.training_service
+    slow = await api.post(
+        f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": 500, "sleep": 0.05}}
+    )
+    refused = await train_client.delete(f"/vlm/v2/task/{task['id']}/", headers=api.headers)
+    assert refused.status_code == 409  # cancel the training first
+    await api.post(f"/vlm/v2/training-job/{slow['id']}/cancel/", {}, status=200)
+    job = await api.post(f"/vlm/v2/task/{task['id']}/train/", {})
+    await wait_for(train_client, keys.a, job["id"], "succeeded", "failed")
+    adapters = Path(service.adapters_dir) / task["id"]
+    assert adapters.is_dir() and service.jobs.job_dir(job["id"]).is_dir()
+    gone = await train_client.delete(f"/vlm/v2/task/{task['id']}/", headers=api.headers)
+    assert gone.status_code == 204, gone.text
+    assert not adapters.exists() and not service.jobs.job_dir(job["id"]).exists()
+    assert not service.jobs.job_dir(slow["id"]).exists()
+    missing = await train_client.get(f"/vlm/v2/training-job/{job['id']}/", headers=api.headers)
+    assert missing.status_code == 404
