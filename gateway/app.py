@@ -46,6 +46,7 @@ from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
 from gateway.training.controllers import TrainingController
+from gateway.training.inference import TaskInference
 from gateway.training.service import TrainingService, local_model_dir
 from gateway.training.serving import TaskModels, VersionPublisher
 from models_store.image_store import ImageStore
@@ -202,7 +203,7 @@ PLATFORM_CONTROLLERS = [
 ]  # fmt: skip
 SERVICES = (
     "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
-    "sample_service", "image_service", "training_service",
+    "sample_service", "image_service", "training_service", "task_inference",
 )  # fmt: skip
 
 
@@ -253,6 +254,7 @@ def serve_task_models(state: State, registry: AdapterRegistry, training: Trainin
     publisher = VersionPublisher(task_models, state.chat_service.complete)
     training.publish, training.unpublish = publisher.publish, publisher.unpublish
     state.task_service.on_delete = training.before_task_delete
+    state.task_inference = TaskInference(state.chat_service, training.served_base_name)
     return task_models
 
 

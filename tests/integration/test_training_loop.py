@@ -175,3 +175,15 @@ def test_cancel_then_resume_finishes_with_version_2(trained: dict[str, Any]) -> 
     assert restart["data"].get("resumed_from_step") == stopped_at, restart
     (v2, _v1) = api.call("GET", f"/vlm/v2/task/{task['id']}/models/")["results"]
     assert v2["metrics"]["models"]["previous"] == f"task-{task['id']}-v1"
+
+
+def test_task_inference_returns_text_and_typed_variables(trained: dict[str, Any], tmp_path: Path) -> None:
+    api, task = trained["api"], trained["task"]
+    ((path, colour),) = colour_task.write_images(tmp_path, 1, seed=4)[:1]
+    image = {"_base64": base64.b64encode(path.read_bytes()).decode()}
+    answer = api.call("POST", f"/vlm/v2/task/{task['id']}/predict/", {"images": [image]})
+    assert answer["model"] == f"task-{task['id']}-v1" and answer["version"] == 1
+    assert answer["variables"] == {"color": COMPLEMENT[colour]}
+    assert json.loads(answer["text"]) == answer["variables"]
+    base = api.call("POST", f"/vlm/v2/task/{task['id']}/predict/", {"images": [image], "version": 0})
+    assert base["model"] == "tiny" and base["variables"]["color"] in colour_task.TASK_COLOURS

@@ -240,3 +240,31 @@ async def test_deleting_a_task_removes_its_jobs_versions_and_files(
     assert not service.jobs.job_dir(slow["id"]).exists()
     missing = await train_client.get(f"/vlm/v2/training-job/{job['id']}/", headers=api.headers)
     assert missing.status_code == 404
+
+
+async def test_predict_refuses_bad_requests_before_any_engine_call(
+    train_client: AsyncTestClient[Any], keys: Keys
+) -> None:
+    api = Api(train_client, keys.a)
+    task = await colour_task(api)
+    path = f"/vlm/v2/task/{task['id']}/predict/"
+    image = {"_base64": "iVBORw0KGgo="}
+    cases = [
+        ({"images": [image]}, "input_meta_data"),  # the prompt needs {{style}}
+        ({"images": [], "input_meta_data": {"style": "x"}}, "images"),
+        ({"images": [{"_base64": "x", "_url": "http://a"}], "input_meta_data": {"style": "x"}}, "images[0]"),
+        ({"images": [image], "input_meta_data": {"style": "x"}, "version": 7}, "version"),
+        ({"images": [image], "input_meta_data": {"style": "x"}, "colour": 1}, "colour"),
+    ]
+    for body, field in cases:
+        response = await train_client.post(path, json=body, headers=api.headers)
+        assert response.status_code == 400, (body, response.text)
+        error = response.json()["error"]
+        assert field in (error.get("param") or "") + error["message"], (body, error)
+    bare = await api.task(name="no template")
+    response = await train_client.post(
+        f"/vlm/v2/task/{bare['id']}/predict/", json={"images": [image]}, headers=api.headers
+    )
+    assert response.status_code == 400 and "result_template" in response.json()["error"]["message"]
+    other = await train_client.post(path, json={"images": [image]}, headers=auth(keys.b))
+    assert other.status_code == 404
