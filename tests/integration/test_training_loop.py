@@ -170,7 +170,7 @@ def test_cancel_then_resume_finishes_with_version_2(trained: dict[str, Any]) -> 
         time.sleep(2)
         job = api.call("GET", f"/vlm/v2/training-job/{job['id']}/")
     assert job["status"] == "succeeded" and job["version"] == 2, job
-    events = api.call("GET", f"/vlm/v2/training-job/{job['id']}/events/?page_size=1000")["results"]
+    events = api.call("GET", f"/vlm/v2/training-job/{job['id']}/events/?page_size=500")["results"]
     restart = [e for e in events if e["data"].get("event") == "start"][-1]
     assert restart["data"].get("resumed_from_step") == stopped_at, restart
     (v2, _v1) = api.call("GET", f"/vlm/v2/task/{task['id']}/models/")["results"]
