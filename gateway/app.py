@@ -21,14 +21,33 @@ from adapters.pool import Engine, EnginePool
 from adapters.registry import AdapterRegistry, parse_adapter_flag, read_adapter_config
 from adapters.supervisor import EngineSpec, VLLMSupervisor, free_port
 from gateway import __version__
-from gateway.auth import StaticKeys
+from gateway.auth import KeyCache, StaticKeys
+from gateway.db.connection import DatabaseMiddleware, open_database
+from gateway.db.keys import ensure_defaults
 from gateway.errors import exception_to_response
+from gateway.media.pipeline import MediaPipeline
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.controllers import ChatController, ModelsController
 from gateway.openai_api.models import ModelService
+from gateway.platform_api.controllers import (
+    DatasetController,
+    ImageController,
+    TaskController,
+    VariableController,
+    WorkspaceController,
+)
+from gateway.platform_api.images import ImageService
+from gateway.platform_api.sample_controller import SampleController
+from gateway.platform_api.samples import SampleService
+from gateway.platform_api.tasks import DatasetService, TaskService
+from gateway.platform_api.variables import VariableService
 from gateway.settings import Settings
+from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
+from gateway.training.controllers import TrainingController
+from gateway.training.service import TrainingService, local_model_dir
+from models_store.image_store import ImageStore
 
 log = logging.getLogger("vlmgw")
 
@@ -46,13 +65,16 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
     if settings.model is None:
         raise ValueError("no engine: give --model to spawn vLLM, or --engine-url for running servers")
     port = settings.engine_port or free_port()
+    extra_args = [*structured_backend_args(settings), *settings.engine_args]
+    if media_via_files(settings) and "--allowed-local-media-path" not in extra_args:
+        extra_args += ["--allowed-local-media-path", str(settings.media_handoff_dir.resolve())]
     spec = EngineSpec(
         model=settings.model,
         served_name=settings.engine_name,
         port=port,
         max_lora_rank=settings.engine_max_lora_rank,
         max_loras=settings.engine_max_loras,
-        extra_args=list(settings.engine_args),
+        extra_args=extra_args,
         log_path=settings.logs_dir / f"engine-{port}.log",
     )
     supervisor = VLLMSupervisor(
@@ -60,6 +82,20 @@ def build_engines(settings: Settings, say: Say) -> list[Engine]:
         start_timeout_s=settings.engine_start_timeout_s,
     )  # fmt: skip
     return [Engine(engine_client(spec.url, settings), supervisor=supervisor, expected_model=spec.served_name)]
+
+
+def media_via_files(settings: Settings) -> bool:
+    """Hand media to the engine as local files: forced by the setting, or (auto) when we spawn the engine."""
+    if settings.media_handoff == "auto":
+        return settings.model is not None and not settings.engine_urls
+    return settings.media_handoff == "file"
+
+
+def structured_backend_args(settings: Settings) -> list[str]:
+    """vLLM flags for the structured-output backend, unless the user passed their own after ``--``."""
+    if any(a.startswith("--structured-outputs-config") for a in settings.engine_args):
+        return []
+    return ["--structured-outputs-config.backend", settings.structured_backend]
 
 
 def engine_client(url: str, settings: Settings) -> EngineClient:
@@ -108,30 +144,84 @@ def create_app(
         pool.on_state = on_state
         app.state.pool = pool
         app.state.adapter_registry = registry
-        app.state.chat_service = ChatService(pool, metrics, registry)
-        app.state.model_service = ModelService(pool, registry)
-        await pool.start()
-        try:
-            register_adapters(registry, settings, say)
-            yield
-        finally:
-            await pool.stop()
+        async with open_database(settings.db_url) as db:
+            app.state.db = db
+            await ensure_defaults()
+            media = MediaPipeline.from_settings(
+                settings, handoff_folder=engines is None and media_via_files(settings)
+            )
+            image_store = ImageStore(settings.store_dir, max_pixels=settings.media_image_max_pixels)
+            images = ImageService(image_store, media.fetcher, settings.media_image_max_bytes)
+            media.stored = images
+            _platform_services(app.state, images)
+            structured = StructuredOutputService(metrics, settings.structured_cache_size)
+            app.state.chat_service = ChatService(pool, metrics, media, structured, registry)
+            app.state.model_service = ModelService(pool, registry)
+            training = training_service(settings, image_store, say)
+            app.state.training_service = training
+            await pool.start()
+            try:
+                register_adapters(registry, settings, say)
+                await training.resume_interrupted()
+                yield
+            finally:
+                await training.close()
+                await pool.stop()
+                await media.close()
+                app.state.db = None
 
+    state = State(
+        {
+            "settings": settings,
+            "metrics": metrics,
+            "api_keys": StaticKeys(settings.api_keys),
+            "key_cache": KeyCache(settings.key_cache_ttl_s),
+            "started_at": time.monotonic(),
+        }
+    )
     return Litestar(
-        route_handlers=[ChatController, ModelsController, SystemController],
+        route_handlers=[ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS],
         lifespan=[lifespan],
-        state=State({"settings": settings, "metrics": metrics, "api_keys": StaticKeys(settings.api_keys),
-                     "started_at": time.monotonic()}),
-        dependencies={
-            "chat_service": Provide(_from_state("chat_service"), sync_to_thread=False),
-            "model_service": Provide(_from_state("model_service"), sync_to_thread=False),
-        },
+        state=state,
+        dependencies={name: Provide(_from_state(name), sync_to_thread=False) for name in SERVICES},
         exception_handlers={Exception: exception_to_response},
-        middleware=[DefineMiddleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[DefineMiddleware(DatabaseMiddleware, state=state),
+                    DefineMiddleware(MetricsMiddleware, metrics=metrics)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         debug=False,
     )  # fmt: skip
+
+
+PLATFORM_CONTROLLERS = [
+    WorkspaceController, TaskController, DatasetController, VariableController, SampleController,
+    ImageController, TrainingController,
+]  # fmt: skip
+SERVICES = (
+    "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
+    "sample_service", "image_service", "training_service",
+)  # fmt: skip
+
+
+def _platform_services(state: State, images: ImageService) -> None:
+    state.image_service = images
+    state.task_service = TaskService()
+    state.dataset_service = DatasetService()
+    state.variable_service = VariableService()
+    state.sample_service = SampleService()
+
+
+def training_service(settings: Settings, images: ImageStore, say: Say) -> TrainingService:
+    """Training trains the spawned engine's base model (a local copy of its weights is needed)."""
+    served = settings.engine_name if settings.model else ""
+    return TrainingService(
+        jobs_dir=settings.data_dir / "jobs",
+        adapters_dir=settings.store_dir / "adapters",
+        image_root=images,
+        base_model_dir=lambda _name: local_model_dir(settings.model),
+        served_base_name=served,
+        say=say,
+    )
 
 
 def register_adapters(registry: AdapterRegistry, settings: Settings, say: Say) -> None:

@@ -1,4 +1,4 @@
-"""The ``vlmgw`` command: serve | tiny-model | quickstart.
+"""The ``vlmgw`` command: serve | tiny-model | quickstart | openapi | keys.
 
 ``vlmgw serve --model M [-- VLLM_ARGS...]``: everything after a bare ``--`` is passed to vLLM unchanged.
 """
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.keys_cli import add_keys_parser, run_keys
 from gateway.settings import Settings
 
 
@@ -26,6 +27,9 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
     parser.add_argument("--data-dir", type=Path, help="where logs, the database and stored files live")
     parser.add_argument(
+        "--database-url", help="platform database (default: SQLite in the data dir; postgres://... to share)"
+    )
+    parser.add_argument(
         "--api-key",
         action="append",
         dest="api_keys",
@@ -34,6 +38,11 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--engine-port", type=int, help="port for the spawned vLLM server (default: a free one)"
+    )
+    parser.add_argument(
+        "--structured-backend",
+        choices=["outlines", "xgrammar", "guidance"],
+        help="structured-output backend of the spawned vLLM (default outlines; see benchmarks/README.md)",
     )
     parser.add_argument(
         "--adapter", action="append", dest="adapters", metavar="NAME=DIR",
@@ -71,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spec.add_argument("--write", action="store_true", help="write openapi/openapi.json in the source tree")
 
+    add_keys_parser(sub)
+
     quick = sub.add_parser(
         "quickstart", help="build the tiny model, start gateway and engine, and show a call"
     )
@@ -86,10 +97,12 @@ def settings_from_args(args: argparse.Namespace, engine_args: list[str]) -> Sett
         "host",
         "port",
         "data_dir",
+        "database_url",
         "api_keys",
         "engine_port",
         "log_level",
         "access_log",
+        "structured_backend",
         "adapters",
     )
     overrides = {name: getattr(args, name, None) for name in names}
@@ -147,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_tiny_model(args)
     if args.command == "openapi":
         return cmd_openapi(args)
+    if args.command == "keys":
+        return run_keys(args)
     try:
         settings = settings_from_args(args, engine_args)
     except ValueError as exc:

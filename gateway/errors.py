@@ -8,11 +8,13 @@ mistake is always a 4xx; anything unexpected is a 500 whose body carries no stac
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import msgspec
+import msgspec.inspect
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from tortoise.exceptions import IntegrityError
 
 from adapters.errors import (
     EngineFailed,
@@ -31,6 +33,8 @@ class ErrorDetail(msgspec.Struct):
     type: str
     param: str | None = None
     code: str | None = None
+    # Platform API (/vlm/v2) validation errors: every bad field with its problem; absent elsewhere.
+    fields: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ErrorResponse(msgspec.Struct):
@@ -66,6 +70,19 @@ class BadRequestError(GatewayError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "invalid_request"
+
+
+class FieldsInvalidError(BadRequestError):
+    """One or more request fields are invalid; ``fields`` maps each field (JSON path) to its problem."""
+
+    def __init__(self, fields: dict[str, str], *, message: str | None = None) -> None:
+        first = next(iter(fields))
+        text = message or "Invalid request: " + "; ".join(f"`{k}`: {v}" for k, v in fields.items())
+        super().__init__(text, param=first, code="invalid_fields")
+        self.fields = dict(fields)
+
+    def detail(self) -> ErrorDetail:
+        return ErrorDetail(self.message, self.error_type, self.param, self.code, fields=self.fields)
 
 
 class AuthenticationError(GatewayError):
@@ -125,6 +142,14 @@ class EngineError(GatewayError):
     status_code = 502
     error_type = "engine_error"
     default_code = "engine_error"
+
+
+class InvalidStructuredOutputError(GatewayError):
+    """The model's answer broke its structured-output constraint (after any retries)."""
+
+    status_code = 502
+    error_type = "engine_error"
+    default_code = "invalid_structured_output"
 
 
 class EngineUnavailableError(GatewayError):
@@ -215,6 +240,10 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
         exc = from_engine_fault(exc)
     if isinstance(exc, GatewayError):
         return exc.status_code, exc.detail(), exc.headers
+    if isinstance(exc, IntegrityError):  # a concurrent change broke a constraint the service had checked
+        log.info("integrity error: %s", exc)
+        message = "The change conflicts with other data (it was modified concurrently); retry."
+        return 409, ErrorDetail(message, "invalid_request_error", None, "conflict"), {}
     if isinstance(exc, msgspec.DecodeError):  # ValidationError is a DecodeError too
         message, param = describe_decode_error(exc)
         return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
@@ -263,7 +292,63 @@ def _litestar_validation_message(exc: ValidationException) -> tuple[str, str | N
     return "Invalid request: " + "; ".join(parts), params[0]
 
 
-def exception_to_response(_request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
-    """Litestar exception handler: every error leaves the gateway in OpenAI's shape."""
+PLATFORM_PREFIX = "/vlm/"
+
+
+def body_field_errors(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Every bad field of a JSON body that failed to decode (msgspec stops at the first one).
+
+    Checks each top-level field of the handler's ``data`` Struct on its own: unknown fields, missing
+    required fields, and values that do not convert to the field's type and constraints.
+    """
+    try:
+        raw = request._connection_state.body
+        data_field = request.route_handler.parsed_data_field
+        if not isinstance(raw, bytes) or data_field is None:
+            return {}
+        struct = data_field.annotation
+        obj = msgspec.json.decode(raw)
+        if (
+            not isinstance(obj, dict)
+            or not isinstance(struct, type)
+            or not issubclass(struct, msgspec.Struct)
+        ):
+            return {}
+        hints = get_type_hints(struct, include_extras=True)
+        info = msgspec.inspect.type_info(struct)
+    except Exception:  # anything unexpected: fall back to the first error only
+        return {}
+    errors: dict[str, str] = {}
+    fields = {f.encode_name: f for f in info.fields}  # type: ignore[attr-defined]
+    for key in obj:
+        if key not in fields:
+            errors[key] = "is not a field of this request"
+    for name, field in fields.items():
+        if name not in obj:
+            if field.required:
+                errors[name] = "is required"
+            continue
+        try:
+            msgspec.convert(obj[name], hints[field.name], strict=True)
+        except msgspec.ValidationError as exc:
+            message, path = str(exc), ""
+            if " - at `$" in message:
+                message, _, path = message.rpartition(" - at `$")
+                path = path.rstrip("`")
+            errors[name + path] = message
+    return errors
+
+
+def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
+    """Litestar exception handler: every error leaves the gateway in OpenAI's shape.
+
+    On the platform API a 400 always carries ``fields`` (field -> problem), also for body decode errors.
+    """
     status, detail, headers = detail_for(exc)
+    on_platform = request.scope.get("path", "").startswith(PLATFORM_PREFIX)
+    if on_platform and status == 400 and detail.fields is msgspec.UNSET:
+        fields = body_field_errors(request) if detail.param is not None else {}
+        detail.fields = fields or {detail.param or "body": detail.message}
+        if len(fields) > 1:
+            detail.message = "Invalid request: " + "; ".join(f"`{k}`: {v}" for k, v in fields.items())
     return Response(ErrorResponse(detail), status_code=status, headers=headers)

@@ -42,6 +42,23 @@ class Metrics:
             ["engine"], registry=self.registry,
         )  # fmt: skip
 
+        self.structured_compile = Histogram(
+            "vlmgw_structured_compile_seconds", "Time to compile a structured-output constraint, by kind.",
+            ["kind"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), registry=self.registry,
+        )  # fmt: skip
+        self.structured_cache = Counter(
+            "vlmgw_structured_cache", "Constraint cache look-ups by kind and result (hit, miss).",
+            ["kind", "result"], registry=self.registry,
+        )  # fmt: skip
+        self.structured_retries = Counter(
+            "vlmgw_structured_retries", "Choices asked for again because they broke their constraint.",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
+        self.structured_invalid = Counter(
+            "vlmgw_structured_invalid", "Answers that broke their constraint for good (error returned).",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
+
     def record_usage(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         self.tokens.labels(model, "prompt").inc(prompt_tokens)
         self.tokens.labels(model, "completion").inc(completion_tokens)

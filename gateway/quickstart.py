@@ -47,7 +47,7 @@ def prepare_model(settings: Settings) -> Settings:
     return settings.replace(model=str(model_dir), served_model_name=name, engine_args=engine_args)
 
 
-def demo_when_ready(settings: Settings, timeout_s: float = 900.0) -> None:
+def demo_when_ready(settings: Settings, key: str, timeout_s: float = 900.0) -> None:
     """Wait for /health, then ask the model about a generated image through the openai client."""
     url = f"http://{settings.host}:{settings.port}"
     deadline = time.monotonic() + timeout_s
@@ -62,17 +62,16 @@ def demo_when_ready(settings: Settings, timeout_s: float = 900.0) -> None:
         stderr_say("the engine did not become ready; see the log lines above")
         return
     try:
-        run_demo(settings, url)
+        run_demo(settings, url, key)
     except Exception as exc:  # the demo must never take the server down
         stderr_say(f"demo request failed: {exc}")
 
 
-def run_demo(settings: Settings, url: str) -> None:
+def run_demo(settings: Settings, url: str, key: str) -> None:
     from openai import OpenAI
 
     from models_store.tiny_pretrain import solid_image_data_uri
 
-    key = settings.api_keys[0] if settings.api_keys else "none"
     client = OpenAI(base_url=url + "/v1", api_key=key)
     model = settings.engine_name if settings.model else client.models.list().data[0].id
     for colour in ("red", "blue"):
@@ -91,10 +90,36 @@ def run_demo(settings: Settings, url: str) -> None:
     )
 
 
+def first_key(settings: Settings) -> str:
+    """Create an API key on the gateway's database (admin user, ``default`` workspace) and print it.
+
+    Every quick start makes a new key (the stored ones are hashed, so an old one cannot be shown again);
+    ``vlmgw keys list`` / ``revoke`` manage them.
+    """
+    import asyncio
+
+    from gateway.db.connection import open_database
+    from gateway.db.keys import create_key
+
+    async def create() -> str:
+        async with open_database(settings.db_url):
+            return (await create_key(name="quickstart")).key
+
+    key = asyncio.run(create())
+    stderr_say(
+        f"your API key (for /v1 and /vlm/v2; shown once): {key}\n"
+        f"  e.g. curl -H 'Authorization: Token {key}' http://{settings.host}:{settings.port}/vlm/v2/task/"
+    )
+    return key
+
+
 def run_quickstart(settings: Settings) -> int:
     from gateway.server import run_server
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = prepare_model(settings)
-    threading.Thread(target=demo_when_ready, args=(settings,), daemon=True, name="quickstart-demo").start()
+    key = first_key(settings)
+    threading.Thread(
+        target=demo_when_ready, args=(settings, key), daemon=True, name="quickstart-demo"
+    ).start()
     return run_server(settings)

@@ -10,11 +10,12 @@ import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 ENV_PREFIX = "VLMGW_"
+STRUCTURED_BACKENDS = ("outlines", "xgrammar", "guidance")
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -33,6 +34,10 @@ class Settings(msgspec.Struct, kw_only=True):
     engine_max_lora_rank: int = 16
     engine_max_loras: int = 4
     engine_restart_max_backoff_s: float = 30.0
+    # Structured output: the spawned vLLM's backend (outlines, xgrammar or guidance) and the number of
+    # compiled constraints (schemas, regexes, templates) kept per process.
+    structured_backend: str = "outlines"
+    structured_cache_size: int = 256
     # LoRA adapters served by name: "NAME=DIR" items (--adapter, repeatable; VLMGW_ADAPTERS comma-separated),
     # and how many one engine holds before the least recently used is unloaded (default engine_max_loras).
     adapters: list[str] = msgspec.field(default_factory=list)
@@ -43,9 +48,39 @@ class Settings(msgspec.Struct, kw_only=True):
     engine_poll_interval_s: float = 2.0
     # HTTP API.
     api_keys: list[str] = msgspec.field(default_factory=list)
+    # Platform data: SQLite file in data_dir by default; a postgres:// URL lets several gateways share one.
+    database_url: str | None = None
+    # How long a verified database API key is trusted before it is checked again (revocation delay).
+    key_cache_ttl_s: float = 10.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
     access_log: bool = False
+    # Media in chat requests (README "Images and videos"). Limits per request, image and video.
+    media_max_images: int = 10
+    media_max_videos: int = 2
+    media_image_max_bytes: int = 20 * 1024 * 1024
+    media_image_max_pixels: int = 50_000_000  # refused above (decompression bombs)
+    media_image_resize_pixels: int = 0  # downscaled above, aspect kept (0: off)
+    media_video_max_bytes: int = 100 * 1024 * 1024
+    media_video_max_duration_s: float = 600.0
+    media_video_max_frames: int = 32
+    media_video_max_pixels: int = 3840 * 2160
+    media_video_frames: int = 8  # default number of sampled frames
+    media_video_mode: Literal["frames", "native"] = "frames"
+    media_video_frame_pixels: int = 640 * 640  # sampled frames are downscaled above this
+    media_decode_concurrency: int = 2
+    # Decoders run in worker processes (a crash or memory blow-up costs a worker, not the gateway), each
+    # capped at media_decode_memory_bytes of address space (0: no cap); "thread" runs them in-process.
+    media_decode_isolation: Literal["process", "thread"] = "process"
+    media_decode_memory_bytes: int = 4 * 1024**3
+    # Fetching http(s) media: time-outs, redirects, and trusted hosts/networks the SSRF guard lets through.
+    media_fetch_allow: list[str] = msgspec.field(default_factory=list)
+    media_fetch_connect_timeout_s: float = 3.0
+    media_fetch_timeout_s: float = 15.0
+    media_fetch_max_redirects: int = 3
+    # How checked media reaches the engine: local files (file://) or base64 data URIs; auto: files when
+    # the gateway spawned the engine on this machine (measured faster, benchmarks/README.md).
+    media_handoff: Literal["auto", "file", "data"] = "auto"
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)
@@ -64,6 +99,21 @@ class Settings(msgspec.Struct, kw_only=True):
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    @property
+    def store_dir(self) -> Path:
+        """Where stored files (images, adapters) live: the model store's root."""
+        return self.data_dir / "store"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: ``database_url`` if set, else a SQLite file in the data directory."""
+        return self.database_url or f"sqlite://{self.data_dir / 'vlmgw.sqlite3'}"
+
+    @property
+    def media_handoff_dir(self) -> Path:
+        """Where checked media is written for a local engine to read (``--allowed-local-media-path``)."""
+        return self.data_dir / "media-handoff"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, overridden by ``VLMGW_*`` variables, overridden by ``overrides`` that are not None."""
@@ -75,9 +125,13 @@ class Settings(msgspec.Struct, kw_only=True):
                 values[name] = _parse_env_value(name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
+            settings = msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid setting: {exc}") from exc
+        if settings.structured_backend not in STRUCTURED_BACKENDS:
+            allowed = ", ".join(STRUCTURED_BACKENDS)
+            raise ValueError(f"invalid setting: structured_backend must be one of {allowed}")
+        return settings
 
 
 def _dec_hook(target: type, value: Any) -> Any:

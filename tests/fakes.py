@@ -25,6 +25,8 @@ class FakeVLLM:
     models: list[dict[str, Any]] = field(default_factory=lambda: [{"id": "tiny", "created": 1, "root": "/m"}])
     mode: str = "ok"  # ok | timeout | reject | crash | break_stream
     reply: str = "The image is red."
+    # Replies handed out one per choice, in order, before falling back to `reply` (retries, validation).
+    replies: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     # LoRA adapters loaded at runtime (name -> path), every load/unload call, and a delay per load.
@@ -145,11 +147,20 @@ class FakeVLLM:
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         n = body.get("n", 1)
-        message = {"role": "assistant", "content": self.reply, "tool_calls": [], "reasoning": None}
-        choices = [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": "stop", "stop_reason": None}
-            for i in range(n)
-        ]
+        choices = []
+        for i in range(n):
+            text = self.replies.pop(0) if self.replies else self.reply
+            message = {"role": "assistant", "content": text, "tool_calls": [], "reasoning": None}
+            logprobs = _char_logprobs(text) if body.get("logprobs") else None
+            choices.append(
+                {
+                    "index": i,
+                    "message": message,
+                    "logprobs": logprobs,
+                    "finish_reason": "stop",
+                    "stop_reason": None,
+                }
+            )
         usage = {"prompt_tokens": 12, "completion_tokens": 5 * n, "total_tokens": 12 + 5 * n}
         return {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
@@ -164,7 +175,7 @@ class FakeVLLM:
             "created": 1,
             "model": body["model"],
         }
-        words = self.reply.split(" ")
+        words = (self.replies.pop(0) if self.replies else self.reply).split(" ")
         events = [
             {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}], "usage": None}
         ]
@@ -179,6 +190,20 @@ class FakeVLLM:
             usage = {"prompt_tokens": 12, "completion_tokens": len(words), "total_tokens": 12 + len(words)}
             events.append({**base, "choices": [], "usage": usage})
         return [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+
+
+def _char_logprobs(text: str) -> dict[str, Any]:
+    """One token per character; digits are less certain (logprob -1.0) than other characters (-0.01)."""
+    tokens = [
+        {
+            "token": ch,
+            "logprob": -1.0 if ch.isdigit() else -0.01,
+            "bytes": list(ch.encode()),
+            "top_logprobs": [],
+        }
+        for ch in text
+    ]
+    return {"content": tokens}
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -8,6 +8,7 @@ the stream began ends the stream with an error event and ``[DONE]``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -19,6 +20,7 @@ from adapters.errors import EngineFault, EngineRejected, EngineUnavailable
 from adapters.pool import Engine, EnginePool
 from adapters.registry import AdapterRegistry
 from gateway.errors import ErrorResponse, detail_for
+from gateway.media.pipeline import MediaPipeline, PreparedMedia
 from gateway.metrics import Metrics
 from gateway.openai_api.protocol import (
     ChatCompletion,
@@ -27,6 +29,7 @@ from gateway.openai_api.protocol import (
     StreamOptions,
 )
 from gateway.openai_api.streaming import DONE, sse
+from gateway.structured.service import StreamWatch, StructuredOutputService
 
 log = logging.getLogger("vlmgw.chat")
 
@@ -38,9 +41,18 @@ _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
 class ChatService:
     """POST /v1/chat/completions, independent of the web framework."""
 
-    def __init__(self, pool: EnginePool, metrics: Metrics, adapters: AdapterRegistry | None = None) -> None:
+    def __init__(
+        self,
+        pool: EnginePool,
+        metrics: Metrics,
+        media: MediaPipeline,
+        structured: StructuredOutputService | None = None,
+        adapters: AdapterRegistry | None = None,
+    ) -> None:
         self.pool = pool
         self.metrics = metrics
+        self.media = media
+        self.structured = structured or StructuredOutputService(metrics)
         self.adapters = adapters
 
     async def route(self, model: str) -> Engine:
@@ -60,41 +72,58 @@ class ChatService:
         await self.adapters.ensure_loaded(engine, model)
         return True
 
-    async def complete(self, req: ChatCompletionRequest) -> ChatCompletion:
-        engine = await self.route(req.model)
+    async def complete(self, req: ChatCompletionRequest, workspace: str | None = None) -> ChatCompletion:
+        """``workspace``: where ``image://ID`` parts are looked up (the caller key's workspace)."""
+        plan = self.structured.plan(req)  # checked before any media is fetched: bad schemas fail fast
+        media = await self.media.prepare(req, workspace)
+        try:
+            if plan is not None:  # structured output: constrain, check, retry (gateway.structured)
+                send = functools.partial(self._complete, req.model)
+                return await self.structured.complete(media.request, plan, send)
+            return await self._complete(req.model, _encode(media.request))
+        finally:
+            media.release()
+
+    async def _complete(self, model: str, request_body: bytes) -> ChatCompletion:
+        engine = await self.route(model)
         with engine.track():
             call = engine.client.post_json
             try:
-                body = await self._guard(engine, call("/v1/chat/completions", _encode(req)))
+                body = await self._guard(engine, call("/v1/chat/completions", request_body))
             except EngineRejected as exc:
-                if not await self._reloaded(engine, req.model, exc):
+                if not await self._reloaded(engine, model, exc):
                     raise
-                body = await self._guard(engine, call("/v1/chat/completions", _encode(req)))
+                body = await self._guard(engine, call("/v1/chat/completions", request_body))
         result = _decode_completion(body)
-        result.model = req.model
+        result.model = model
         if result.usage is not None:
-            self.metrics.record_usage(req.model, result.usage.prompt_tokens, result.usage.completion_tokens)
+            self.metrics.record_usage(model, result.usage.prompt_tokens, result.usage.completion_tokens)
         return result
 
-    async def stream(self, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
+    async def stream(self, req: ChatCompletionRequest, workspace: str | None = None) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
+        plan = self.structured.plan(req)
         engine = await self.route(req.model)
-        upstream = msgspec.structs.replace(req, stream_options=StreamOptions(include_usage=True))
+        media = await self.media.prepare(req, workspace)
+        upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
+        body = _encode(upstream) if plan is None else self.structured.upstream_body(upstream, plan)
+        watch = None if plan is None else self.structured.watch(plan)
         engine.inflight += 1
         try:
-            stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
+            stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
             try:
                 lines = await self._guard(engine, stream_cm.__aenter__())
             except EngineRejected as exc:
                 if not await self._reloaded(engine, req.model, exc):
                     raise
-                stream_cm = engine.client.stream_lines("/v1/chat/completions", _encode(upstream))
+                stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
                 lines = await self._guard(engine, stream_cm.__aenter__())
         except BaseException:
             engine.inflight -= 1
+            media.release()
             raise
         wants_usage = req.stream_options is not None and req.stream_options.include_usage
-        return self._relay(engine, stream_cm, lines, req.model, wants_usage)
+        return self._relay(engine, stream_cm, lines, req.model, wants_usage, media, watch)
 
     async def _relay(
         self,
@@ -103,6 +132,8 @@ class ChatService:
         lines: AsyncIterator[str],
         model: str,
         wants_usage: bool,
+        media: PreparedMedia,
+        watch: StreamWatch | None = None,
     ) -> AsyncIterator[bytes]:
         try:
             async for line in lines:
@@ -111,7 +142,7 @@ class ChatService:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
-                out = self._relay_event(data, model, wants_usage)
+                out = self._relay_event(data, model, wants_usage, watch)
                 if out is not None:
                     yield out
         except EngineFault as exc:
@@ -119,17 +150,26 @@ class ChatService:
                 self.pool.mark_down(engine, exc.message)
             log.warning("stream from %s broke: %s", engine.url, exc.message)
             yield sse(_encode(ErrorResponse(detail_for(exc)[1])))
+        else:
+            invalid = watch.error() if watch is not None else None
+            if invalid is not None:  # a constrained answer that breaks its constraint: say so before [DONE]
+                yield sse(_encode(invalid))
         finally:
             engine.inflight -= 1
+            media.release()
             await stream_cm.__aexit__(None, None, None)
         yield DONE
 
-    def _relay_event(self, data: str, model: str, wants_usage: bool) -> bytes | None:
+    def _relay_event(
+        self, data: str, model: str, wants_usage: bool, watch: StreamWatch | None = None
+    ) -> bytes | None:
         try:
             chunk = _decode_chunk(data)
         except msgspec.ValidationError:
             return sse(data.encode())  # an error event from the engine: pass it on as it is
         chunk.model = model
+        if watch is not None:
+            watch.see(chunk)
         if chunk.usage is not None and not chunk.choices:
             self.metrics.record_usage(model, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
             if not wants_usage:

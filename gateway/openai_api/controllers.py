@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Any
+
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -26,11 +28,15 @@ class ChatController(Controller):
         status_code=200,
     )
     async def create(
-        self, data: JSONBody[ChatCompletionRequest], chat_service: NamedDependency[ChatService]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ChatCompletionRequest],
+        chat_service: NamedDependency[ChatService],
     ) -> ChatCompletion | EventStream:
+        workspace = str(request.state.principal.default_workspace)  # where `image://ID` parts are found
         if data.stream:
-            return EventStream(await chat_service.stream(data))
-        return await chat_service.complete(data)
+            return EventStream(await chat_service.stream(data, workspace))
+        return await chat_service.complete(data, workspace)
 
 
 class ModelsController(Controller):

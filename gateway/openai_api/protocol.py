@@ -16,12 +16,56 @@ from msgspec import Meta
 
 
 class ImageUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """An image: a ``data:`` URI, an http(s) URL (the gateway fetches it) or ``image://<stored image id>``."""
+
     url: str
     detail: Literal["auto", "low", "high"] = "auto"
 
 
+VideoMode = Literal["frames", "native"]
+FrameCount = Annotated[int, Meta(ge=1, le=1024)]
+FramesPerSecond = Annotated[float, Meta(gt=0.0, le=120.0)]
+Seconds = Annotated[float, Meta(ge=0.0)]
+
+
+class VideoOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """How to sample a video: ``num_frames`` uniformly or ``fps`` per second, within [start, end) seconds.
+
+    ``mode`` ``frames`` (default) turns the frames into ordered images with their timestamps in the text, so
+    any image model can answer about a video; ``native`` sends the sampled frames to the engine as a video.
+    """
+
+    num_frames: FrameCount | None = None
+    fps: FramesPerSecond | None = None
+    start: Seconds | None = None
+    end: Seconds | None = None
+    mode: VideoMode | None = None
+
+    def __post_init__(self) -> None:
+        _check_sampling(self.num_frames, self.fps, self.start, self.end)
+
+
 class VideoUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A video as a ``data:`` URI or an http(s) URL, with optional sampling options for this video."""
+
     url: str
+    num_frames: FrameCount | None = None
+    fps: FramesPerSecond | None = None
+    start: Seconds | None = None
+    end: Seconds | None = None
+    mode: VideoMode | None = None
+
+    def __post_init__(self) -> None:
+        _check_sampling(self.num_frames, self.fps, self.start, self.end)
+
+
+def _check_sampling(
+    num_frames: int | None, fps: float | None, start: float | None, end: float | None
+) -> None:
+    if num_frames is not None and fps is not None:
+        raise ValueError("give either `num_frames` or `fps`, not both")
+    if start is not None and end is not None and start >= end:
+        raise ValueError("`start` must be before `end`")
 
 
 class TextPart(msgspec.Struct, tag_field="type", tag="text", forbid_unknown_fields=True, omit_defaults=True):
@@ -112,6 +156,42 @@ class JsonSchemaFormat(
 
 ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
 
+
+class StructuredOutputs(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """vLLM's request extension: one of ``json``, ``regex``, ``choice``, ``grammar``, ``json_object``."""
+
+    json: dict[str, Any] | str | None = None
+    regex: str | None = None
+    choice: Annotated[list[str], Meta(min_length=1)] | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+    whitespace_pattern: str | None = None
+
+
+class EngineStructuredOutputs(msgspec.Struct, omit_defaults=True):
+    """What the gateway sends to vLLM as ``structured_outputs`` (one field set)."""
+
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+
+
+class TemplateVariable(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A result-template variable in a request (the fields of the platform API's variables)."""
+
+    name: str
+    type: Literal["string", "integer", "float", "boolean", "array", "object"]
+    required: bool = True
+    description: str = ""
+    choices: list[str | int | float] | str | None = None
+    min_value: int | float | None = None
+    max_value: int | float | None = None
+    step_size: int | float | None = None
+    min_length: Annotated[int, Meta(ge=0)] | None = None
+    max_length: Annotated[int, Meta(ge=0)] | None = None
+    default_value: Any = None
+
+
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 StopList = Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(max_length=16)]
@@ -146,6 +226,20 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     min_p: Probability | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
     min_tokens: Annotated[int, Meta(ge=0)] | None = None
+    # Gateway extension (send with `extra_body`): default sampling for every `video_url` part of the request.
+    video_options: VideoOptions | None = None
+    # Structured output: vLLM's extension, and the legacy fields the gateway translates (never passes on).
+    structured_outputs: StructuredOutputs | None = None
+    guided_json: dict[str, Any] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: Annotated[list[str], Meta(min_length=1)] | None = None
+    guided_grammar: str | None = None
+    # Gateway extensions: result templates, retries of invalid answers, per-field confidence.
+    result_template: Annotated[str, Meta(min_length=1)] | None = None
+    variables: list[TemplateVariable] | None = None
+    template_format: Literal["json", "yaml", "xml", "csv", "text"] | None = None
+    max_retries: Annotated[int, Meta(ge=0, le=5)] | None = None
+    confidence: bool | None = None
 
     def __post_init__(self) -> None:
         if self.top_logprobs and not self.logprobs:
@@ -199,6 +293,8 @@ class Choice(msgspec.Struct):
     message: ChatMessage
     finish_reason: str | None = None
     logprobs: ChoiceLogprobs | None = None
+    # Gateway extension (``confidence: true``): per-field confidence in [0, 1], by JSON path.
+    confidence: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChatCompletion(msgspec.Struct):

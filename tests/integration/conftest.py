@@ -100,7 +100,15 @@ def gateway(
     port = free_port()
     data_dir = tmp_path_factory.mktemp("gateway-data")
     log_path = data_dir / "gateway.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLMGW_DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLMGW_DATA_DIR": str(data_dir),
+        # Tests only: let the gateway fetch media from the tests' own loopback servers (blocked by default),
+        # and give up on a slow server quickly.
+        "VLMGW_MEDIA_FETCH_ALLOW": "127.0.0.0/8",
+        "VLMGW_MEDIA_FETCH_TIMEOUT_S": "3",
+    }
     cmd = [
         sys.executable,
         "-m",

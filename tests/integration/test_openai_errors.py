@@ -27,8 +27,8 @@ CLIENT_CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("n above limit", {"messages": USER, "n": 1000}, "n"),
     ("penalty out of range", {"messages": USER, "presence_penalty": 3}, "presence_penalty"),
     (
-        "legacy guided_choice",
-        {"messages": USER, "extra_body": {"guided_choice": ["a", "b"]}},
+        "legacy guided_choice without choices",
+        {"messages": USER, "extra_body": {"guided_choice": []}},
         "guided_choice",
     ),
     ("stream_options without stream", {"messages": USER, "stream_options": {"include_usage": True}}, None),

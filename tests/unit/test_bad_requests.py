@@ -67,10 +67,10 @@ BAD_PAYLOADS: list[tuple[str, Any, str | None, str]] = [
         "4k",
     ),
     (
-        "legacy guided_json field",
-        {"model": "tiny", "messages": MSG, "guided_json": {}},
+        "legacy guided_json field that is not a schema",
+        {"model": "tiny", "messages": MSG, "guided_json": 5},
         "guided_json",
-        "unknown field",
+        "Expected",
     ),
     (
         "top_logprobs without logprobs",

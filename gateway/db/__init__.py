@@ -1,0 +1,1 @@
+"""The platform's database: Tortoise models (``models``), connection and migrations (``connection``)."""

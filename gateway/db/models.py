@@ -1,0 +1,309 @@
+"""Tortoise ORM models of the platform API (Ximilar's VLM entities).
+
+Every row belongs to exactly one workspace (directly, or through its dataset/sample), and services filter
+every query by workspace, so no key can see or touch another workspace's rows. Changing a model needs a
+migration: ``uv run python -m gateway.db makemigrations`` writes the next file under
+``gateway/db/migrations/``; gateways apply pending migrations on start (see ``gateway/db/connection.py``).
+
+(Class comments are comments, not docstrings: Tortoise copies a docstring into SQL as the table comment
+and 1.1.9 breaks on some punctuation there.)
+
+Delete behaviour (documented in README "Platform API"): a row's own children go with it (a dataset's
+variables, samples and their values; a sample's image links and values; a task's dataset links), and
+deleting something another object refers to (a dataset attached to a task, an image used by a sample, a
+variable that has values) is refused with 409. Database constraints back this up: owned links CASCADE,
+references are NO ACTION (checked at statement end, so cascades within one delete pass).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+SAMPLE_TYPES = ("single", "multi_random", "multi_ordered")
+VARIABLE_TYPES = ("string", "integer", "float", "boolean", "array", "object")
+
+
+class Workspace(Model):
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "workspace"
+
+
+# Whoever owns API keys; may use several workspaces (``UserWorkspace``).
+class User(Model):
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=200, unique=True)
+    is_admin = fields.BooleanField(default=False)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "app_user"
+
+
+class UserWorkspace(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="memberships", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="memberships", on_delete=fields.CASCADE
+    )
+    workspace_id: uuid.UUID
+
+    class Meta:
+        table = "user_workspace"
+        unique_together = (("user", "workspace"),)
+
+
+# An API key, stored as salted SHA-256; ``prefix`` (the key's first characters) finds the row.
+class ApiKey(Model):
+    id = fields.UUIDField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    workspace_id: uuid.UUID
+    name = fields.CharField(max_length=200, default="")
+    prefix = fields.CharField(max_length=32, db_index=True)
+    salt = fields.CharField(max_length=64)
+    digest = fields.CharField(max_length=64)
+    created = fields.DatetimeField(auto_now_add=True)
+    revoked = fields.DatetimeField(null=True)
+    last_used = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_key"
+
+
+# An uploaded image; its bytes live in the content-addressed store under ``sha256``.
+class Image(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="images", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    sha256 = fields.CharField(max_length=64, db_index=True)
+    width = fields.IntField()
+    height = fields.IntField()
+    format = fields.CharField(max_length=16)
+    size_bytes = fields.IntField()
+    file_name = fields.CharField(max_length=255, default="")
+    meta_data: Any = fields.JSONField(default=dict)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "image"
+
+
+class Dataset(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="datasets", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    version = fields.CharField(max_length=32)
+    system_prompt = fields.TextField(default="")
+    user_prompt = fields.TextField(default="")
+    result_template = fields.TextField(default="")
+    created = fields.DatetimeField(auto_now_add=True)
+    updated = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "dataset"
+
+
+class Task(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="tasks", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    system_prompt = fields.TextField(default="")
+    user_prompt = fields.TextField(default="")
+    max_tokens = fields.IntField(default=1000)
+    base_model = fields.CharField(max_length=500, default="")
+    production_version = fields.IntField(default=0)
+    auto_deploy = fields.BooleanField(default=True)
+    created = fields.DatetimeField(auto_now_add=True)
+    updated = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "task"
+
+
+# A dataset attached to a task (the task owns the link; the dataset is referenced).
+class TaskDataset(Model):
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="dataset_links", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    dataset: fields.ForeignKeyRelation[Dataset] = fields.ForeignKeyField(
+        "models.Dataset", related_name="task_links", on_delete=fields.NO_ACTION
+    )
+    dataset_id: uuid.UUID
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "task_dataset"
+        unique_together = (("task", "dataset"),)
+
+
+class Variable(Model):
+    id = fields.UUIDField(primary_key=True)
+    dataset: fields.ForeignKeyRelation[Dataset] = fields.ForeignKeyField(
+        "models.Dataset", related_name="variables", on_delete=fields.CASCADE
+    )
+    dataset_id: uuid.UUID
+    name = fields.CharField(max_length=100)
+    type = fields.CharField(max_length=16)
+    required = fields.BooleanField(default=False)
+    description = fields.TextField(default="")
+    choices = fields.TextField(null=True)
+    min_value = fields.FloatField(null=True)
+    max_value = fields.FloatField(null=True)
+    step_size = fields.FloatField(null=True)
+    min_length = fields.IntField(null=True)
+    max_length = fields.IntField(null=True)
+    default_value: Any = fields.JSONField(null=True)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "variable"
+        unique_together = (("dataset", "name"),)
+
+
+class Sample(Model):
+    id = fields.UUIDField(primary_key=True)
+    dataset: fields.ForeignKeyRelation[Dataset] = fields.ForeignKeyField(
+        "models.Dataset", related_name="samples", on_delete=fields.CASCADE
+    )
+    dataset_id: uuid.UUID
+    name = fields.CharField(max_length=200, default="")
+    test = fields.BooleanField(default=False)
+    type = fields.CharField(max_length=16, default="multi_random")
+    input_meta_data: Any = fields.JSONField(default=dict)
+    created = fields.DatetimeField(auto_now_add=True)
+    updated = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "sample"
+
+
+# An image of a sample at a position (0-based); the sample owns the link, the image is referenced.
+class SampleImage(Model):
+    id = fields.IntField(primary_key=True)
+    sample: fields.ForeignKeyRelation[Sample] = fields.ForeignKeyField(
+        "models.Sample", related_name="image_links", on_delete=fields.CASCADE
+    )
+    sample_id: uuid.UUID
+    image: fields.ForeignKeyRelation[Image] = fields.ForeignKeyField(
+        "models.Image", related_name="sample_links", on_delete=fields.NO_ACTION
+    )
+    image_id: uuid.UUID
+    position = fields.IntField()
+
+    class Meta:
+        table = "sample_image"
+        unique_together = (("sample", "image"),)
+
+
+# A sample's annotated value of one of its dataset's variables (JSON).
+class VariableValue(Model):
+    id = fields.UUIDField(primary_key=True)
+    sample: fields.ForeignKeyRelation[Sample] = fields.ForeignKeyField(
+        "models.Sample", related_name="values", on_delete=fields.CASCADE
+    )
+    sample_id: uuid.UUID
+    variable: fields.ForeignKeyRelation[Variable] = fields.ForeignKeyField(
+        "models.Variable", related_name="values", on_delete=fields.NO_ACTION
+    )
+    variable_id: uuid.UUID
+    value: Any = fields.JSONField()
+    updated = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "variable_value"
+        unique_together = (("sample", "variable"),)
+
+
+# A training run of a task: ``python -m finetune`` in a child process; its progress and outcome.
+class TrainingJob(Model):
+    id = fields.UUIDField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="training_jobs", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    status = fields.CharField(max_length=16, default="queued", db_index=True)
+    error = fields.TextField(null=True)
+    step = fields.IntField(default=0)
+    total_steps = fields.IntField(null=True)
+    loss = fields.FloatField(null=True)
+    eta_s = fields.FloatField(null=True)
+    train_samples = fields.IntField(default=0)
+    test_samples = fields.IntField(default=0)
+    hyperparameters: Any = fields.JSONField(default=dict)
+    version = fields.IntField(null=True)
+    created = fields.DatetimeField(auto_now_add=True)
+    started = fields.DatetimeField(null=True)
+    finished = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "training_job"
+
+
+# One progress line of a training job, in OpenAI's fine-tuning event shape.
+class TrainingEvent(Model):
+    id = fields.IntField(primary_key=True)
+    job: fields.ForeignKeyRelation[TrainingJob] = fields.ForeignKeyField(
+        "models.TrainingJob", related_name="events", on_delete=fields.CASCADE
+    )
+    job_id: uuid.UUID
+    created = fields.DatetimeField(auto_now_add=True)
+    level = fields.CharField(max_length=8, default="info")
+    type = fields.CharField(max_length=16, default="message")
+    message = fields.TextField(default="")
+    data: Any = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "training_event"
+
+
+# A trained version of a task's model: where its adapter is, its metrics and how it was trained.
+class ModelVersion(Model):
+    id = fields.UUIDField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="versions", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    version = fields.IntField()
+    base_model = fields.CharField(max_length=500)
+    adapter_dir = fields.TextField()
+    metrics: Any = fields.JSONField(default=dict)
+    hyperparameters: Any = fields.JSONField(default=dict)
+    train_samples = fields.IntField(default=0)
+    test_samples = fields.IntField(default=0)
+    job: fields.ForeignKeyNullableRelation[TrainingJob] = fields.ForeignKeyField(
+        "models.TrainingJob", related_name="model_versions", null=True, on_delete=fields.SET_NULL
+    )
+    job_id: uuid.UUID | None
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "model_version"
+        unique_together = (("task", "version"),)

@@ -1,0 +1,72 @@
+"""Errors of the media step: every one is a 400 in OpenAI's shape that names the part and the reason.
+
+Deep code (fetching, decoding) raises these without knowing where the part sits in the request; the pipeline
+catches them once and calls ``located`` to add the JSON path of the part (``param``, e.g.
+``messages[0].content[1].image_url.url``) and to put that path at the front of the message.
+"""
+
+from __future__ import annotations
+
+from gateway.errors import BadRequestError
+
+
+class MediaError(BadRequestError):
+    """A content part's media could not be used; the subclass says why (its ``code``)."""
+
+    default_code = "invalid_media"
+
+    def located(self, param: str) -> MediaError:
+        """This error, naming the part it is about (only the first location sticks)."""
+        if self.param is None:
+            self.param = param
+            self.message = f"Invalid media at `{param}`: {self.message}"
+            self.args = (self.message,)
+        return self
+
+
+class MediaCorrupt(MediaError):
+    """The bytes claim to be media of a known kind but do not decode."""
+
+    default_code = "media_corrupt"
+
+
+class MediaUnsupported(MediaError):
+    """A format, scheme or URL form the gateway does not accept."""
+
+    default_code = "media_unsupported"
+
+
+class MediaTooLarge(MediaError):
+    """Over a byte, pixel, duration or frame limit."""
+
+    default_code = "media_too_large"
+
+
+class MediaTooMany(MediaError):
+    """More images or videos in one request than allowed."""
+
+    default_code = "media_too_many"
+
+
+class MediaBlocked(MediaError):
+    """A URL that resolves to an address the gateway must not fetch from (SSRF guard)."""
+
+    default_code = "media_url_blocked"
+
+
+class MediaUnreachable(MediaError):
+    """The host could not be resolved or connected to, or answered with an error status."""
+
+    default_code = "media_unreachable"
+
+
+class MediaTimeout(MediaError):
+    """Fetching took longer than the configured time-out."""
+
+    default_code = "media_fetch_timeout"
+
+
+class MediaNotFound(MediaError):
+    """A stored-image reference (``image://ID``) that does not exist in the caller's workspace."""
+
+    default_code = "media_not_found"

@@ -1,0 +1,318 @@
+"""Wire types of the platform API (``/vlm/v2``), shaped like Ximilar's VLM API.
+
+Create bodies take every writable field; update bodies leave unset fields (``UNSET``) unchanged. Every body
+may carry ``workspace`` (an id) to act in another workspace the key's user may use.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+SampleType = Literal["single", "multi_random", "multi_ordered"]
+VariableType = Literal["string", "integer", "float", "boolean", "array", "object"]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+MaxTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
+Version = Annotated[int, Meta(ge=0)]
+
+
+class Workspace(Struct):
+    id: uuid.UUID
+    name: str
+    default: bool
+
+
+class WorkspaceList(Struct):
+    count: int
+    results: list[Workspace]
+
+
+# ---- tasks
+
+
+class TaskCreate(Struct, forbid_unknown_fields=True):
+    name: Name
+    description: str = ""
+    system_prompt: str = ""
+    user_prompt: str = ""
+    max_tokens: MaxTokens = 1000
+    base_model: str = ""
+    auto_deploy: bool = True
+    production_version: Version = 0
+    datasets: list[uuid.UUID] = msgspec.field(default_factory=list)
+    workspace: uuid.UUID | None = None
+
+
+class TaskUpdate(Struct, forbid_unknown_fields=True):
+    name: Name | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    system_prompt: str | UnsetType = UNSET
+    user_prompt: str | UnsetType = UNSET
+    max_tokens: MaxTokens | UnsetType = UNSET
+    base_model: str | UnsetType = UNSET
+    auto_deploy: bool | UnsetType = UNSET
+    production_version: Version | UnsetType = UNSET
+    workspace: uuid.UUID | None = None
+
+
+class Task(Struct):
+    id: uuid.UUID
+    name: str
+    created: datetime
+    description: str
+    auto_deploy: bool
+    production_version: int
+    system_prompt: str
+    user_prompt: str
+    max_tokens: int
+    base_model: str
+    datasets: list[uuid.UUID]
+    dataset_count: int
+    workspace: uuid.UUID
+
+
+class TaskPage(Struct):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Task]
+
+
+class DatasetRef(Struct, forbid_unknown_fields=True):
+    dataset_id: uuid.UUID
+    workspace: uuid.UUID | None = None
+
+
+# ---- datasets
+
+
+class DatasetCreate(Struct, forbid_unknown_fields=True):
+    name: Name
+    description: str = ""
+    version: str | None = None
+    system_prompt: str = ""
+    user_prompt: str = ""
+    result_template: str = ""
+    workspace: uuid.UUID | None = None
+
+
+class DatasetUpdate(Struct, forbid_unknown_fields=True):
+    name: Name | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    version: str | UnsetType = UNSET
+    system_prompt: str | UnsetType = UNSET
+    user_prompt: str | UnsetType = UNSET
+    result_template: str | UnsetType = UNSET
+    workspace: uuid.UUID | None = None
+
+
+class Dataset(Struct):
+    id: uuid.UUID
+    name: str
+    created: datetime
+    description: str
+    version: str
+    system_prompt: str
+    user_prompt: str
+    result_template: str
+    samples_count: int
+    variables_count: int
+    workspace: uuid.UUID
+
+
+class DatasetPage(Struct):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Dataset]
+
+
+# ---- variables
+
+
+class VariableCreate(Struct, forbid_unknown_fields=True):
+    dataset: uuid.UUID
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    type: VariableType
+    required: bool = False
+    description: str = ""
+    choices: str | list[str] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    step_size: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    default_value: Any = None
+    workspace: uuid.UUID | None = None
+
+
+class VariableUpdate(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    type: VariableType | UnsetType = UNSET
+    required: bool | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    choices: str | list[str] | UnsetType | None = UNSET
+    min_value: float | UnsetType | None = UNSET
+    max_value: float | UnsetType | None = UNSET
+    step_size: float | UnsetType | None = UNSET
+    min_length: int | UnsetType | None = UNSET
+    max_length: int | UnsetType | None = UNSET
+    default_value: Any | UnsetType = UNSET
+    workspace: uuid.UUID | None = None
+
+
+class Variable(Struct, omit_defaults=True):
+    """A variable; constraints that are not set are left out (as in Ximilar's responses)."""
+
+    id: uuid.UUID
+    dataset: uuid.UUID
+    dataset_name: str
+    name: str
+    type: str
+    required: bool
+    description: str = ""
+    choices: str | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    step_size: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    default_value: Any = None
+
+
+class VariablePage(Struct):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Variable]
+
+
+# ---- images
+
+
+class Image(Struct):
+    id: uuid.UUID
+    created: datetime
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+    sha256: str
+    file_name: str
+    file: str
+    meta_data: dict[str, Any]
+    workspace: uuid.UUID
+
+
+class ImagePage(Struct):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Image]
+
+
+class ImageRecord(Struct, forbid_unknown_fields=True):
+    """One image in a JSON upload: exactly one of ``_base64`` (raw or a data URI) and ``_url``."""
+
+    base64: str | None = msgspec.field(default=None, name="_base64")
+    url: str | None = msgspec.field(default=None, name="_url")
+    file_name: str = ""
+    meta_data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ImageUpload(Struct, forbid_unknown_fields=True):
+    """JSON upload: one record's fields at the top level, or several under ``records``."""
+
+    base64: str | None = msgspec.field(default=None, name="_base64")
+    url: str | None = msgspec.field(default=None, name="_url")
+    file_name: str = ""
+    meta_data: dict[str, Any] = msgspec.field(default_factory=dict)
+    records: list[ImageRecord] | None = None
+    workspace: uuid.UUID | None = None
+
+
+class ImageBatch(Struct):
+    records: list[Image]
+
+
+# ---- samples
+
+
+class SampleCreate(Struct, forbid_unknown_fields=True):
+    dataset: uuid.UUID
+    name: Annotated[str, Meta(max_length=200)] = ""
+    test: bool = False
+    type: SampleType = "multi_random"
+    input_meta_data: dict[str, Any] = msgspec.field(default_factory=dict)
+    image_ids: list[uuid.UUID] = msgspec.field(default_factory=list)
+    workspace: uuid.UUID | None = None
+
+
+class SampleUpdate(Struct, forbid_unknown_fields=True):
+    """PATCH merges ``input_meta_data`` into what is there; PUT replaces it."""
+
+    name: Annotated[str, Meta(max_length=200)] | UnsetType = UNSET
+    test: bool | UnsetType = UNSET
+    type: SampleType | UnsetType = UNSET
+    input_meta_data: dict[str, Any] | UnsetType = UNSET
+    workspace: uuid.UUID | None = None
+
+
+class ImageIds(Struct, forbid_unknown_fields=True):
+    image_ids: Annotated[list[uuid.UUID], Meta(min_length=1)]
+    workspace: uuid.UUID | None = None
+
+
+class VariableValueSet(Struct, forbid_unknown_fields=True):
+    """``value`` is ``{"value": X}`` as in Ximilar's API; a bare non-object X is accepted too."""
+
+    dataset_variable: uuid.UUID
+    value: Any
+    workspace: uuid.UUID | None = None
+
+
+class VariableValueRef(Struct, forbid_unknown_fields=True):
+    dataset_variable: uuid.UUID
+    workspace: uuid.UUID | None = None
+
+
+class SampleImage(Struct):
+    id: uuid.UUID
+    position: int
+    width: int
+    height: int
+    format: str
+    file: str
+
+
+class VariableValue(Struct):
+    dataset_variable: uuid.UUID
+    name: str
+    type: str
+    value: dict[str, Any]
+
+
+class Sample(Struct):
+    id: uuid.UUID
+    created: datetime
+    dataset: uuid.UUID
+    dataset_name: str
+    name: str
+    test: bool
+    type: str
+    input_meta_data: dict[str, Any]
+    images: list[SampleImage]
+    image_count: int
+    variable_values: list[VariableValue]
+    workspace: uuid.UUID
+
+
+class SamplePage(Struct):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Sample]

@@ -1,0 +1,215 @@
+"""Tasks and datasets: create, list, read, update, delete, and attaching datasets to tasks.
+
+A task owns its dataset links (deleting a task detaches its datasets). A dataset owns its variables and
+samples (deleting it deletes them and their values); a dataset that a task uses cannot be deleted (409)
+until it is removed from the task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from gateway.db import models as db
+from gateway.errors import ConflictError, FieldsInvalidError
+from gateway.platform_api import schemas as wire
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
+from gateway.platform_api.variable_rules import definition, template_problems
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def changes(body: msgspec.Struct, *, skip: tuple[str, ...] = ("workspace",)) -> dict[str, Any]:
+    """The fields an update body sets (UNSET ones left out)."""
+    return {
+        name: value
+        for name in body.__struct_fields__
+        if name not in skip and (value := getattr(body, name)) is not msgspec.UNSET
+    }
+
+
+def require_fields(values: dict[str, Any], required: tuple[str, ...]) -> None:
+    """PUT replaces an object: its required fields must be given."""
+    missing = {name: "is required" for name in required if name not in values}
+    if missing:
+        raise FieldsInvalidError(missing)
+
+
+async def touch_dataset(dataset_id: uuid.UUID) -> None:
+    """Mark a dataset changed: its ``version`` becomes today's date (what a training run records)."""
+    await db.Dataset.filter(id=dataset_id).update(version=today(), updated=datetime.now(UTC))
+
+
+class TaskService:
+    async def listing(self, ws: uuid.UUID, page: PageRequest, search: str | None) -> Page:
+        query = db.Task.filter(workspace_id=ws).order_by("-created", "id")
+        if search:
+            query = query.filter(name__icontains=search)
+        return await paginate(query, page, self.render)
+
+    async def get(self, ws: uuid.UUID, task_id: uuid.UUID) -> wire.Task:
+        return (await self.render([await get_in_workspace(db.Task, task_id, ws, "Task")]))[0]
+
+    async def create(self, ws: uuid.UUID, body: wire.TaskCreate) -> wire.Task:
+        datasets = [
+            await referenced(db.Dataset, dataset_id, ws, f"datasets[{i}]", "Dataset")
+            for i, dataset_id in enumerate(body.datasets)
+        ]
+        values = msgspec.structs.asdict(body)
+        del values["datasets"], values["workspace"]
+        async with in_transaction():
+            task = await db.Task.create(workspace_id=ws, **values)
+            for dataset in dict.fromkeys(datasets):
+                await db.TaskDataset.create(task=task, dataset=dataset)
+        return await self.get(ws, task.id)
+
+    async def update(
+        self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.TaskUpdate, *, put: bool
+    ) -> wire.Task:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        values = changes(body)
+        if put:
+            require_fields(values, ("name",))
+        if values:
+            await task.update_from_dict(values).save()
+        return await self.get(ws, task_id)
+
+    async def delete(self, ws: uuid.UUID, task_id: uuid.UUID) -> None:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        await task.delete()  # dataset links cascade
+
+    async def add_dataset(self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.DatasetRef) -> wire.Task:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        dataset = await referenced(db.Dataset, body.dataset_id, ws, "dataset_id", "Dataset")
+        await db.TaskDataset.get_or_create(task=task, dataset=dataset)
+        return await self.get(ws, task_id)
+
+    async def remove_dataset(self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.DatasetRef) -> wire.Task:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        dataset = await referenced(db.Dataset, body.dataset_id, ws, "dataset_id", "Dataset")
+        removed = await db.TaskDataset.filter(task=task, dataset=dataset).delete()
+        if not removed:
+            raise FieldsInvalidError({"dataset_id": f"dataset {dataset.id} is not attached to this task"})
+        return await self.get(ws, task_id)
+
+    @staticmethod
+    async def render(tasks: Sequence[db.Task]) -> list[wire.Task]:
+        links: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        rows = await db.TaskDataset.filter(task_id__in=[t.id for t in tasks]).order_by("id")
+        for link in rows:
+            links[link.task_id].append(link.dataset_id)
+        return [
+            wire.Task(
+                id=t.id,
+                name=t.name,
+                created=t.created,
+                description=t.description,
+                auto_deploy=t.auto_deploy,
+                production_version=t.production_version,
+                system_prompt=t.system_prompt,
+                user_prompt=t.user_prompt,
+                max_tokens=t.max_tokens,
+                base_model=t.base_model,
+                datasets=links[t.id],
+                dataset_count=len(links[t.id]),
+                workspace=t.workspace_id,
+            )
+            for t in tasks
+        ]
+
+
+class DatasetService:
+    async def listing(self, ws: uuid.UUID, page: PageRequest, search: str | None) -> Page:
+        query = db.Dataset.filter(workspace_id=ws).order_by("-created", "id")
+        if search:
+            query = query.filter(name__icontains=search)
+        return await paginate(query, page, self.render)
+
+    async def get(self, ws: uuid.UUID, dataset_id: uuid.UUID) -> wire.Dataset:
+        return (await self.render([await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")]))[0]
+
+    async def create(self, ws: uuid.UUID, body: wire.DatasetCreate) -> wire.Dataset:
+        if problems := template_problems(body.result_template, []):
+            raise FieldsInvalidError(problems)
+        values = msgspec.structs.asdict(body)
+        del values["workspace"]
+        values["version"] = body.version or today()
+        dataset = await db.Dataset.create(workspace_id=ws, **values)
+        return await self.get(ws, dataset.id)
+
+    async def update(
+        self, ws: uuid.UUID, dataset_id: uuid.UUID, body: wire.DatasetUpdate, *, put: bool
+    ) -> wire.Dataset:
+        dataset = await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")
+        values = changes(body)
+        if put:
+            require_fields(values, ("name",))
+        if "result_template" in values:
+            variables = [definition(v) for v in await db.Variable.filter(dataset=dataset)]
+            if problems := template_problems(values["result_template"], variables):
+                raise FieldsInvalidError(problems)
+        if values:
+            values.setdefault("version", today())
+            await dataset.update_from_dict(values).save()
+        return await self.get(ws, dataset_id)
+
+    async def delete(self, ws: uuid.UUID, dataset_id: uuid.UUID) -> None:
+        """Delete a dataset with its variables, samples and values; refused while a task uses it."""
+        dataset = await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")
+        tasks = await db.TaskDataset.filter(dataset=dataset).values_list("task_id", flat=True)
+        if tasks:
+            names = ", ".join(str(t) for t in tasks)
+            raise ConflictError(
+                f"Dataset {dataset_id} is used by task(s) {names}; remove it from them first "
+                "(POST /vlm/v2/task/TASK_ID/remove-dataset/).",
+                code="dataset_in_use",
+            )
+        async with in_transaction():
+            await db.VariableValue.filter(sample__dataset_id=dataset.id).delete()
+            await db.SampleImage.filter(sample__dataset_id=dataset.id).delete()
+            await db.Sample.filter(dataset_id=dataset.id).delete()
+            await db.Variable.filter(dataset_id=dataset.id).delete()
+            await db.Dataset.filter(id=dataset.id).delete()
+
+    @staticmethod
+    async def render(datasets: Sequence[db.Dataset]) -> list[wire.Dataset]:
+        ids = [d.id for d in datasets]
+        samples = await _counts(db.Sample, ids)
+        variables = await _counts(db.Variable, ids)
+        return [
+            wire.Dataset(
+                id=d.id,
+                name=d.name,
+                created=d.created,
+                description=d.description,
+                version=d.version,
+                system_prompt=d.system_prompt,
+                user_prompt=d.user_prompt,
+                result_template=d.result_template,
+                samples_count=samples.get(d.id, 0),
+                variables_count=variables.get(d.id, 0),
+                workspace=d.workspace_id,
+            )
+            for d in datasets
+        ]
+
+
+async def _counts(
+    model: type[db.Sample] | type[db.Variable], dataset_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    rows = (
+        await model.filter(dataset_id__in=dataset_ids)
+        .annotate(n=Count("id"))
+        .group_by("dataset_id")
+        .values("dataset_id", "n")
+    )
+    return {uuid.UUID(str(row["dataset_id"])): int(row["n"]) for row in rows}

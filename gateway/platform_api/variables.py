@@ -1,0 +1,190 @@
+"""Dataset variables: the typed fields of a dataset's result template.
+
+Names are identifiers, unique within their dataset. A change that would invalidate data is refused: a
+definition that existing values no longer fit, renaming or deleting a variable the dataset's
+``result_template`` uses, deleting a variable that samples have values for (409 each).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.db import models as db
+from gateway.errors import ConflictError, FieldsInvalidError
+from gateway.platform_api import schemas as wire
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
+from gateway.platform_api.tasks import changes, touch_dataset
+from gateway.platform_api.variable_rules import (
+    VariableDef,
+    definition,
+    definition_problems,
+    split_choices,
+    template_problems,
+    template_variables,
+    value_problem,
+)
+
+DEFINITION_FIELDS = (
+    "name",
+    "type",
+    "required",
+    "description",
+    "choices",
+    "min_value",
+    "max_value",
+    "step_size",
+    "min_length",
+    "max_length",
+    "default_value",
+)
+
+
+def check_definition(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate a full definition (all fields); returns the row values (choices joined with commas)."""
+    var = as_definition(values)
+    if problems := definition_problems(var):
+        raise FieldsInvalidError(problems)
+    return {**values, "choices": ",".join(var.choices) if var.choices else None}
+
+
+def as_definition(values: dict[str, Any]) -> VariableDef:
+    fields = {name: values[name] for name in DEFINITION_FIELDS if name not in ("description", "choices")}
+    return VariableDef(**fields, choices=split_choices(values.get("choices")))
+
+
+async def check_template_still_fits(
+    dataset: db.Dataset, changed: VariableDef | None, drop: str | None
+) -> None:
+    """409 when the dataset's result_template would no longer compile with the changed variables."""
+    if not dataset.result_template.strip():
+        return
+    current = {v.name: definition(v) for v in await db.Variable.filter(dataset=dataset)}
+    if drop is not None:
+        current.pop(drop, None)
+    if changed is not None:
+        current[changed.name] = changed
+    if problems := template_problems(dataset.result_template, current.values()):
+        raise ConflictError(
+            f"The change would make the dataset's result_template invalid: {problems['result_template']}. "
+            "Change the template first.",
+            code="template_mismatch",
+        )
+
+
+class VariableService:
+    async def listing(self, ws: uuid.UUID, page: PageRequest, dataset: uuid.UUID | None) -> Page:
+        query = db.Variable.filter(dataset__workspace_id=ws).order_by("created", "id")
+        if dataset is not None:
+            query = query.filter(dataset_id=dataset)
+        return await paginate(query, page, self.render)
+
+    async def get(self, ws: uuid.UUID, variable_id: uuid.UUID) -> wire.Variable:
+        return (await self.render([await get_in_workspace(db.Variable, variable_id, ws, "Variable")]))[0]
+
+    async def create(self, ws: uuid.UUID, body: wire.VariableCreate) -> wire.Variable:
+        dataset = await referenced(db.Dataset, body.dataset, ws, "dataset", "Dataset")
+        values = check_definition({name: getattr(body, name) for name in DEFINITION_FIELDS})
+        if await db.Variable.filter(dataset=dataset, name=body.name).exists():
+            raise FieldsInvalidError({"name": f"the dataset already has a variable `{body.name}`"})
+        await check_template_still_fits(dataset, as_definition(values), None)
+        row = await db.Variable.create(dataset=dataset, **values)
+        await touch_dataset(dataset.id)
+        return await self.get(ws, row.id)
+
+    async def update(
+        self, ws: uuid.UUID, variable_id: uuid.UUID, body: wire.VariableUpdate, *, put: bool
+    ) -> wire.Variable:
+        row = await get_in_workspace(db.Variable, variable_id, ws, "Variable")
+        new = changes(body)
+        if put:
+            missing = {n: "is required" for n in ("name", "type") if n not in new}
+            if missing:
+                raise FieldsInvalidError(missing)
+        values = check_definition({**{n: getattr(row, n) for n in DEFINITION_FIELDS}, **new})
+        dataset = await db.Dataset.get(id=row.dataset_id)
+        if values["name"] != row.name:
+            await self._check_rename(row, values["name"], dataset)
+        await self._check_existing_values(row, values)
+        await check_template_still_fits(dataset, as_definition(values), drop=row.name)
+        await row.update_from_dict(values).save()
+        await touch_dataset(dataset.id)
+        return await self.get(ws, variable_id)
+
+    async def delete(self, ws: uuid.UUID, variable_id: uuid.UUID) -> None:
+        row = await get_in_workspace(db.Variable, variable_id, ws, "Variable")
+        dataset = await db.Dataset.get(id=row.dataset_id)
+        if row.name in template_variables(dataset.result_template):
+            raise ConflictError(
+                f"Variable `{row.name}` is used by the dataset's result_template; change the template first.",
+                code="variable_in_use",
+            )
+        used = await db.VariableValue.filter(variable=row).count()
+        if used:
+            raise ConflictError(
+                f"{used} sample(s) have a value for variable `{row.name}`; remove those values first "
+                "(POST /vlm/v2/sample/SAMPLE_ID/remove-variable-value/) or delete the samples.",
+                code="variable_in_use",
+            )
+        await row.delete()
+        await touch_dataset(dataset.id)
+
+    async def _check_rename(self, row: db.Variable, new_name: str, dataset: db.Dataset) -> None:
+        if await db.Variable.filter(dataset=dataset, name=new_name).exclude(id=row.id).exists():
+            raise FieldsInvalidError({"name": f"the dataset already has a variable `{new_name}`"})
+        if row.name in template_variables(dataset.result_template):
+            raise ConflictError(
+                f"Variable `{row.name}` is used by the dataset's result_template; change the template first.",
+                code="variable_in_use",
+            )
+
+    async def _check_existing_values(self, row: db.Variable, values: dict[str, Any]) -> None:
+        var = as_definition(values)
+        bad = 0
+        for stored in await db.VariableValue.filter(variable=row).values_list("value", flat=True):
+            if value_problem(var, unwrap(stored)) is not None:
+                bad += 1
+        if bad:
+            raise ConflictError(
+                f"{bad} stored value(s) of `{row.name}` would not fit the new definition; change them first.",
+                code="values_do_not_fit",
+            )
+
+    @staticmethod
+    async def render(rows: Sequence[db.Variable]) -> list[wire.Variable]:
+        ids = {r.dataset_id for r in rows}
+        names = dict(await db.Dataset.filter(id__in=ids).values_list("id", "name"))
+        return [
+            wire.Variable(
+                id=r.id,
+                dataset=r.dataset_id,
+                dataset_name=str(names.get(r.dataset_id, "")),
+                name=r.name,
+                type=r.type,
+                required=r.required,
+                description=r.description,
+                choices=r.choices,
+                min_value=r.min_value,
+                max_value=r.max_value,
+                step_size=r.step_size,
+                min_length=r.min_length,
+                max_length=r.max_length,
+                default_value=r.default_value,
+            )
+            for r in rows
+        ]
+
+
+def unwrap(stored: Any) -> Any:
+    """Stored values are ``{"value": X}``; X."""
+    return stored.get("value") if isinstance(stored, dict) else stored
+
+
+def wrap_value(given: Any) -> Any:
+    """The X of a request's ``value``: ``{"value": X}`` (Ximilar's form), or a bare non-object X."""
+    if isinstance(given, dict):
+        if set(given) != {"value"}:
+            raise FieldsInvalidError({"value": 'must be {"value": X}, e.g. {"value": 8.5}'})
+        return given["value"]
+    return given

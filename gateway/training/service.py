@@ -1,0 +1,253 @@
+"""Training of a task's model: start a job from the task's samples, follow it, and publish the new version.
+
+Flow: ``start`` checks the data (every bad sample listed in one 400), refuses a second active job for the
+task (409), writes the job's spec (examples, held-out examples, base model, hyper-parameters) and starts
+``python -m finetune run`` through the ``JobManager``. When the child succeeds, ``_publish`` moves the
+adapter into the model store as version N+1, registers it with the engine's adapter registry, evaluates it
+(and the base model and the previous version) on the held-out samples, and moves ``production_version``
+when the task has ``auto_deploy``. If any of that fails, the version is removed again: a failed job
+registers nothing.
+
+Served names: ``task-<task id>-v<N>`` for a version, ``task-<task id>`` for the task's production version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import shutil
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from tortoise.functions import Max
+
+from gateway.db import models as db
+from gateway.errors import ConflictError, FieldsInvalidError, NotFoundError
+from gateway.platform_api.common import get_in_workspace
+from gateway.training.data import collect_task_data, example_payloads
+from gateway.training.jobs import JobManager, JobStatus
+from gateway.training.names import task_model_name
+from gateway.training.runner import JobResult, TrainingEvent
+
+log = logging.getLogger("vlmgw.training")
+
+ACTIVE_STATUSES = ("queued", "running", "interrupted")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Optional body of POST /vlm/v2/task/{id}/train/."""
+
+    hyperparameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    seed: int = 0
+    workspace: str | None = None
+
+
+# (task, version, adapter dir) -> metrics; set by the app once the engine side exists.
+Publisher = Callable[[db.Task, int, Path], Awaitable[dict[str, Any]]]
+Unpublisher = Callable[[db.Task, int], Awaitable[None]]
+
+
+class DbJobStore:
+    """``JobStore`` on the platform database: events as rows, progress and status on the job row."""
+
+    async def record_event(self, job_id: str, event: TrainingEvent) -> None:
+        data = msgspec.to_builtins(event)
+        await db.TrainingEvent.create(
+            job_id=uuid.UUID(job_id),
+            level="error" if event.event == "error" else "info",
+            type="metrics" if event.event == "step" else "message",
+            message=describe(event),
+            data=data,
+        )
+        if event.event == "step" and event.step is not None:
+            await db.TrainingJob.filter(id=uuid.UUID(job_id)).update(
+                step=event.step, total_steps=event.total_steps, loss=event.loss, eta_s=event.eta_s
+            )
+        elif event.event == "start" and event.total_steps is not None:
+            await db.TrainingJob.filter(id=uuid.UUID(job_id)).update(total_steps=event.total_steps)
+
+    async def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> None:
+        now = dt.datetime.now(dt.UTC)
+        changes: dict[str, Any] = {"status": status, "error": error}
+        if status == "running":
+            changes["started"] = now
+        if status in FINAL_STATUSES:
+            changes["finished"] = now
+            changes["eta_s"] = None
+        await db.TrainingJob.filter(id=uuid.UUID(job_id)).update(**changes)
+
+    async def interrupted_jobs(self) -> list[str]:
+        """Jobs a previous run of this gateway left unfinished (stopped cleanly, or killed outright)."""
+        rows = await db.TrainingJob.filter(status__in=ACTIVE_STATUSES).values_list("id", flat=True)
+        return [str(r) for r in rows]
+
+
+def describe(event: TrainingEvent) -> str:
+    if event.event == "step":
+        return f"Step {event.step}/{event.total_steps}: training loss={event.loss:.4f}"
+    if event.event == "error":
+        return event.message or "training failed"
+    if event.event == "done":
+        return "Training finished"
+    if event.event == "start":
+        return f"Training started ({event.total_steps} steps)"
+    return event.message or event.event.capitalize()
+
+
+class TrainingService:
+    def __init__(
+        self,
+        *,
+        jobs_dir: Path,
+        adapters_dir: Path,
+        image_root: Any,
+        base_model_dir: Callable[[str], str],
+        served_base_name: str,
+        say: Callable[[str], None] = print,
+        command: Callable[[Path, bool], list[str]] | None = None,
+    ) -> None:
+        self.adapters_dir = adapters_dir
+        self.images = image_root
+        self.base_model_dir = base_model_dir
+        self.served_base_name = served_base_name
+        self.publish: Publisher | None = None
+        self.unpublish: Unpublisher | None = None
+        self.jobs = JobManager(jobs_dir, DbJobStore(), self._publish, say=say, command=command)
+        self._task_locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    async def start(self, ws: uuid.UUID, task_id: uuid.UUID, body: TrainRequest) -> db.TrainingJob:
+        """Check the task's data and start a job; 400 listing every bad sample, 409 if one is active."""
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        async with self._task_locks.setdefault(task.id, asyncio.Lock()):
+            await self._refuse_if_active(task)
+            base_dir = self._base_model_dir(task)
+            data = await collect_task_data(task, self.images, seed=body.seed)
+            if data.problems:
+                count = len(data.problems)
+                message = f"The task's data cannot be trained on ({count} problems)"
+                raise FieldsInvalidError(data.problems, message=message)
+            job = await db.TrainingJob.create(
+                task=task, status="queued", train_samples=len(data.train),
+                test_samples=len(data.held_out), hyperparameters=body.hyperparameters,
+            )  # fmt: skip
+            spec = {
+                "base_model": base_dir,
+                "served_base_name": self.served_base_name,
+                "output_dir": "output",
+                "examples": example_payloads(data.train),
+                "held_out": example_payloads(data.held_out),
+                "hyperparameters": {"seed": body.seed, **body.hyperparameters},
+                "adapter_name": task_model_name(task.id),
+            }
+            try:
+                await self.jobs.start(str(job.id), msgspec.json.encode(spec))
+            except Exception as exc:
+                await DbJobStore().set_status(str(job.id), "failed", error=f"could not start: {exc}")
+                raise
+            return await db.TrainingJob.get(id=job.id)
+
+    @staticmethod
+    async def _refuse_if_active(task: db.Task) -> None:
+        active = await db.TrainingJob.filter(task=task, status__in=ACTIVE_STATUSES).first()
+        if active is not None:
+            raise ConflictError(
+                f"Task {task.id} already has a training job ({active.id}, {active.status}); "
+                "cancel it or wait for it to finish.",
+                code="training_in_progress",
+            )
+
+    def _base_model_dir(self, task: db.Task) -> str:
+        base = task.base_model or self.served_base_name
+        if self.served_base_name and base != self.served_base_name:
+            trains = self.served_base_name
+            raise FieldsInvalidError(
+                {"base_model": f"`{base}` is not served here; this gateway trains `{trains}`"}
+            )
+        return self.base_model_dir(base)
+
+    async def get(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
+        job = await db.TrainingJob.filter(id=job_id, task__workspace_id=ws).first()
+        if job is None:
+            raise NotFoundError(f"Training job {job_id} not found.")
+        return job
+
+    async def cancel(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
+        job = await self.get(ws, job_id)
+        if job.status in FINAL_STATUSES:
+            raise ConflictError(f"Training job {job_id} has already {job.status}.", code="job_finished")
+        if not await self.jobs.cancel(str(job.id)):
+            await DbJobStore().set_status(str(job.id), "cancelled")
+        return await db.TrainingJob.get(id=job.id)
+
+    async def resume_interrupted(self) -> list[str]:
+        return await self.jobs.resume_interrupted()
+
+    async def close(self) -> None:
+        await self.jobs.close()
+
+    async def _publish(self, job_id: str, result: JobResult) -> None:
+        """Make the trained adapter version N+1 of the task; undo everything if a step fails."""
+        job = await db.TrainingJob.get(id=uuid.UUID(job_id)).prefetch_related("task")
+        task: db.Task = job.task
+        if result.adapter_dir is None:
+            raise RuntimeError("the trainer reported no adapter directory")
+        trained = Path(result.adapter_dir)
+        async with self._task_locks.setdefault(task.id, asyncio.Lock()):
+            top = await db.ModelVersion.filter(task=task).annotate(m=Max("version")).values("m")
+            version = (top[0]["m"] or 0) + 1 if top else 1
+            target = self.adapters_dir / str(task.id) / f"v{version}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(trained.parent, target, ignore=shutil.ignore_patterns("checkpoint*"))
+            try:
+                metrics = await self.publish(task, version, target / trained.name) if self.publish else {}
+                await db.ModelVersion.create(
+                    task=task, version=version, base_model=self.served_base_name,
+                    adapter_dir=str(target / trained.name), metrics=metrics,
+                    hyperparameters=job.hyperparameters, train_samples=job.train_samples,
+                    test_samples=job.test_samples, job=job,
+                )  # fmt: skip
+            except BaseException:
+                if self.unpublish is not None:
+                    await self.unpublish(task, version)
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+            job.version = version
+            await job.save(update_fields=["version"])
+            if task.auto_deploy:
+                task.production_version = version
+                await task.save(update_fields=["production_version", "updated"])
+        shutil.rmtree(trained.parent, ignore_errors=True)  # checkpoints are no longer needed
+
+
+def local_model_dir(model: str | None) -> str:
+    """The local directory of the base model's weights, which the training child reads.
+
+    A directory is used as it is; a Hugging Face id is looked up in the local Hugging Face cache (never
+    downloaded here: the engine has already fetched it when it started).
+    """
+    if model is None:
+        raise FieldsInvalidError(
+            {"base_model": "training needs the gateway to run the base model itself (vlmgw serve --model)"}
+        )
+    if Path(model).is_dir():
+        return str(Path(model).resolve())
+    try:
+        from huggingface_hub import snapshot_download
+
+        return str(snapshot_download(model, local_files_only=True))
+    except Exception as exc:
+        raise FieldsInvalidError(
+            {"base_model": f"no local copy of `{model}` to train from ({exc})"}
+        ) from None
+
+
+def loss_curve_png(version: db.ModelVersion) -> Path:
+    path = Path(version.adapter_dir).parent / "loss_curve.png"
+    if not path.exists():
+        raise NotFoundError(f"Model version {version.version} has no loss curve.")
+    return path

@@ -1,0 +1,108 @@
+"""The schema's upgrade path: a database made by an older version, holding data, upgrades without loss.
+
+Runs on SQLite and (when reachable) on PostgreSQL, each on a database of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tortoise.migrations.autodetector import MigrationAutodetector
+
+from gateway.db import models as db
+from gateway.db.connection import (
+    APP_LABEL,
+    MIGRATIONS_MODULE,
+    MODELS_MODULE,
+    applied_migrations,
+    open_database,
+)
+from gateway.db.keys import create_key, verify_key
+from tests.platform.conftest import PG_HOST, PG_PORT, PG_USER, postgres_admin
+
+FIRST = "0001_initial"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'old.sqlite3'}"
+        return
+    admin = await postgres_admin()
+    if admin is None:
+        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}; the SQLite upgrade ran")
+    name = f"vlmgw_mig_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def run(coro: object) -> None:
+    """Each phase in a fresh loop and context, like separate gateway versions starting up."""
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def test_upgrade_from_the_first_schema_keeps_data(fresh_url: str) -> None:
+    ids: dict[str, str] = {}
+
+    async def old_version() -> None:
+        async with open_database(fresh_url, target=FIRST) as ctx:
+            assert await applied_migrations(ctx) == [FIRST]
+            conn = ctx.connections.get(ctx.default_connection or "")
+            columns = await _columns(conn, "api_key")
+            assert "last_used" not in columns  # really the old schema
+            ws = await db.Workspace.create(name="old-ws")
+            dataset = await db.Dataset.create(workspace=ws, name="old data", version="2025-01-01",
+                                              result_template='{"g": {{g}}}')  # fmt: skip
+            variable = await db.Variable.create(dataset=dataset, name="g", type="integer", required=True)
+            sample = await db.Sample.create(dataset=dataset, name="s1", input_meta_data={"k": "v"})
+            await db.VariableValue.create(sample=sample, variable=variable, value={"value": 4})
+            ids.update(ws=str(ws.id), dataset=str(dataset.id), sample=str(sample.id))
+
+    async def new_version() -> None:
+        async with open_database(fresh_url) as ctx:
+            assert (await applied_migrations(ctx))[0] == FIRST and len(await applied_migrations(ctx)) >= 2
+            dataset = await db.Dataset.get(id=ids["dataset"])
+            assert (dataset.name, dataset.result_template) == ("old data", '{"g": {{g}}}')
+            sample = await db.Sample.get(id=ids["sample"])
+            assert sample.input_meta_data == {"k": "v"}
+            value = await db.VariableValue.get(sample_id=sample.id)
+            assert value.value == {"value": 4}
+            created = await create_key(user_name="after-upgrade", workspaces=[ids["ws"]])
+            principal = await verify_key(created.key)  # writes the column the upgrade added
+            assert principal is not None and str(principal.default_workspace) == ids["ws"]
+            assert (await db.ApiKey.get(id=created.row.id)).last_used is not None
+
+    await asyncio.to_thread(run, old_version())
+    await asyncio.to_thread(run, new_version())
+    await asyncio.to_thread(run, new_version())  # a second start finds nothing to do and changes nothing
+
+
+async def test_models_and_migrations_agree() -> None:
+    """A model change without its migration file fails here: run `python -m gateway.db makemigrations`."""
+
+    async def pending() -> int:
+        async with open_database("sqlite://:memory:", migrate=False) as ctx:
+            assert ctx.apps is not None
+            config = {APP_LABEL: {"models": [MODELS_MODULE], "migrations": MIGRATIONS_MODULE}}
+            return len(await MigrationAutodetector(ctx.apps, config).changes())
+
+    assert await asyncio.to_thread(asyncio.run, pending()) == 0
+
+
+async def _columns(conn: object, table: str) -> set[str]:
+    dialect = conn.capabilities.dialect  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        rows = await conn.execute_query_dict(f"PRAGMA table_info({table})")  # type: ignore[attr-defined]
+        return {row["name"] for row in rows}
+    rows = await conn.execute_query_dict(  # type: ignore[attr-defined]
+        "SELECT column_name AS name FROM information_schema.columns WHERE table_name = $1", [table]
+    )
+    return {row["name"] for row in rows}
