@@ -9,9 +9,10 @@ has the adapter loaded; ``ensure_loaded`` loads it there with ``POST /v1/load_lo
   ``entrypoints/openai/models/serving.py`` does); loads into one engine are serialised by a lock per engine,
   so its capacity check and load are one step.
 - Each engine holds at most ``capacity`` adapters; loading one more unloads the least recently used first.
-- An engine restart loses its adapters: when the pool reports the engine down, the registry forgets what it
-  had loaded there, and the next request loads it again. An engine that answers "not found" for a loaded
-  adapter (restarted between polls) is handled the same way by ``forget`` and a retry in the chat service.
+- An engine restart loses its adapters: when the pool reports the engine down, the registry forgets what
+  it had loaded there and loads it again when the engine is back up (or on the next request). An engine
+  that answers "not found" for a loaded adapter (restarted between polls) is handled the same way, by
+  ``forget`` and a retry in the chat service.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class AdapterRegistry:
         self._loaded: dict[str, OrderedDict[str, float]] = {}  # engine url -> adapter name -> last use
         self._adapter_locks: dict[str, asyncio.Lock] = {}
         self._engine_locks: dict[str, asyncio.Lock] = {}
+        self._to_reload: dict[str, list[str]] = {}  # engine url -> adapters it had when it went down
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- registration ------------------------------------------------------------------------------------
     def register(self, name: str, path: str | Path, base_model: str | None = None) -> Adapter:
@@ -167,10 +170,28 @@ class AdapterRegistry:
             self._loaded.get(engine.url, OrderedDict()).pop(name, None)
 
     def on_engine_state(self, engine: Engine) -> None:
-        """Pool callback: an engine that went down (restart, crash) comes back without adapters."""
-        if not engine.up and self._loaded.get(engine.url):
-            log.info("engine %s went down; its adapters will be loaded again when next used", engine.url)
-            self.forget(engine)
+        """Pool callback. An engine that went down (restart, crash) comes back without adapters: forget
+        them, and load them again in the background once it is up, so the first request after a restart
+        does not wait for the load (a request that comes first loads it itself)."""
+        if not engine.up:
+            had = self.loaded_on(engine)
+            if had:
+                log.info("engine %s went down; adapters %s will be loaded again", engine.url, ", ".join(had))
+                self._to_reload[engine.url] = had
+                self.forget(engine)
+            return
+        names = [n for n in self._to_reload.pop(engine.url, []) if n in self._adapters]
+        if names:
+            task = asyncio.get_running_loop().create_task(self._reload(engine, names))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _reload(self, engine: Engine, names: list[str]) -> None:
+        for name in names:  # least recently used first, so the LRU order survives the restart
+            try:
+                await self.ensure_loaded(engine, name)
+            except Exception as exc:  # the next request for it retries and reports the error
+                log.warning("could not re-load adapter %s into %s: %s", name, engine.url, exc)
 
     async def _load(self, engine: Engine, adapter: Adapter) -> None:
         started = time.monotonic()
