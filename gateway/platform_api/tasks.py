@@ -85,6 +85,9 @@ class TaskService:
         values = changes(body)
         if put:
             require_fields(values, ("name",))
+        version = values.get("production_version")
+        if version and not await db.ModelVersion.filter(task=task, version=version).exists():
+            raise FieldsInvalidError({"production_version": f"the task has no trained version {version}"})
         if values:
             await task.update_from_dict(values).save()
         return await self.get(ws, task_id)

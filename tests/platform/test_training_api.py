@@ -142,6 +142,11 @@ async def test_second_training_gets_version_2_without_auto_deploy(
         assert done["version"] == expected
     task_now = (await train_client.get(f"/vlm/v2/task/{task['id']}/", headers=api.headers)).json()
     assert task_now["production_version"] == 0
+    path = f"/vlm/v2/task/{task['id']}/"
+    moved = await train_client.patch(path, json={"production_version": 2}, headers=api.headers)
+    assert moved.status_code == 200 and moved.json()["production_version"] == 2
+    missing = await train_client.patch(path, json={"production_version": 3}, headers=api.headers)
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "production_version"
     jobs = (await train_client.get(f"/vlm/v2/task/{task['id']}/training-jobs/", headers=api.headers)).json()
     assert [j["version"] for j in jobs["results"]] == [2, 1]
 
