@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar.types import ASGIApp, Receive, Scope, Send
-from tortoise.context import TortoiseContext
+from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
 log = logging.getLogger("vlmgw.db")
@@ -125,5 +125,11 @@ class DatabaseMiddleware:
         if ctx is None or scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        with ctx:
+        # Not ``with ctx:``: that keeps the token on the shared context object, so two requests in flight
+        # overwrite each other's token and the first to finish resets the other's (ValueError after the
+        # response started). A token local to this call is always reset in the context that set it.
+        token = _current_context.set(ctx)
+        try:
             await self.app(scope, receive, send)
+        finally:
+            _current_context.reset(token)
