@@ -58,7 +58,8 @@ class DbJobStore:
     """``JobStore`` on the platform database: events as rows, progress and status on the job row."""
 
     async def record_event(self, job_id: str, event: TrainingEvent) -> None:
-        data = msgspec.to_builtins(event)
+        known = {k: v for k, v in msgspec.to_builtins(event).items() if k != "data"}
+        data = {**event.data, **known}  # the trainer's line as it wrote it, flat
         await db.TrainingEvent.create(
             job_id=uuid.UUID(job_id),
             level="error" if event.event == "error" else "info",
