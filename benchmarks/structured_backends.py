@@ -14,8 +14,9 @@ engine's costs are measured) of:
 
 "cold" requests carry a constraint the engine has not seen (a fresh enum value each time, so the backend
 compiles it); "cached" repeat one constraint. Latency per completion token is compared with the
-unconstrained baseline (ratio); "valid" counts answers that pass the gateway's own check (strict JSON +
-JSON Schema, or the template's parser) out of all answers.
+unconstrained baseline (ratio); "valid" counts answers that stopped and pass the gateway's own check
+(strict JSON + JSON Schema, or the template's parser) out of all answers, "stop+bad" those that stopped
+but fail it (what the gateway must catch), "length" those cut off at ``max_tokens`` (160).
 
     flock /tmp/vlmgw-vllm.lock uv run python benchmarks/structured_backends.py [--backends outlines,xgrammar]
 
@@ -144,6 +145,8 @@ class Row:
         self.cached: list[float] = []
         self.per_token: list[float] = []
         self.valid = 0
+        self.stop_invalid = 0
+        self.length = 0
         self.total = 0
         self.errors: list[str] = []
 
@@ -161,12 +164,14 @@ async def run_case(http: httpx.AsyncClient, url: str, make: Any, check: Any, col
         row.per_token.append(seconds / max(tokens, 1))
         row.total += 1
         choice = body["choices"][0]
+        if choice["finish_reason"] != "stop":
+            row.length += 1
+            continue
         try:
-            if choice["finish_reason"] == "stop":
-                check(choice["message"]["content"] or "", nonce)
-                row.valid += 1
+            check(choice["message"]["content"] or "", nonce)
+            row.valid += 1
         except (InvalidOutput, ValueError):
-            pass
+            row.stop_invalid += 1
     return row
 
 
@@ -225,17 +230,18 @@ def report(results: dict[str, dict[str, Row]]) -> None:
     print("\nPart 2: per backend, median latency (ms), per-token ratio vs `none` of the same run, validity")
     print(
         f"{'backend':<9} {'constraint':<13} {'cold':>8} {'cached':>8} {'ms/token':>9} {'ratio':>6} "
-        f"{'valid':>7}  errors"
+        f"{'valid':>7} {'stop+bad':>8} {'length':>6}  errors"
     )
     for backend, rows in results.items():
         base = statistics.median(rows["none"].per_token)
         for name, row in rows.items():
             per_token = statistics.median(row.per_token) if row.per_token else float("nan")
             valid = f"{row.valid}/{row.total}" if name != "none" else "-"
+            bad = f"{row.stop_invalid:8} {row.length:6}" if name != "none" else f"{'-':>8} {'-':>6}"
             first_error = row.errors[0][:70] if row.errors else ""
             print(
                 f"{backend:<9} {name:<13} {ms(row.cold)} {ms(row.cached)} {per_token * 1000:9.1f} "
-                f"{per_token / base:6.2f} {valid:>7}  {len(row.errors)} {first_error}"
+                f"{per_token / base:6.2f} {valid:>7} {bad}  {len(row.errors)} {first_error}"
             )
 
 

@@ -46,7 +46,9 @@ from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
 from gateway.training.controllers import TrainingController
+from gateway.training.inference import TaskInference
 from gateway.training.service import TrainingService, local_model_dir
+from gateway.training.serving import TaskModels, VersionPublisher
 from models_store.image_store import ImageStore
 
 log = logging.getLogger("vlmgw")
@@ -159,9 +161,11 @@ def create_app(
             app.state.model_service = ModelService(pool, registry)
             training = training_service(settings, image_store, say)
             app.state.training_service = training
+            task_models = serve_task_models(app.state, registry, training)
             await pool.start()
             try:
                 register_adapters(registry, settings, say)
+                await task_models.register_all()
                 await training.resume_interrupted()
                 yield
             finally:
@@ -199,7 +203,7 @@ PLATFORM_CONTROLLERS = [
 ]  # fmt: skip
 SERVICES = (
     "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
-    "sample_service", "image_service", "training_service",
+    "sample_service", "image_service", "training_service", "task_inference",
 )  # fmt: skip
 
 
@@ -240,6 +244,18 @@ def register_adapters(registry: AdapterRegistry, settings: Settings, say: Say) -
             )
         adapter = registry.register(name, path, base_model=str(base))
         say(f"adapter `{name}` registered for `{adapter.base_model}` from {adapter.path}")
+
+
+def serve_task_models(state: State, registry: AdapterRegistry, training: TrainingService) -> TaskModels:
+    """Trained task models: resolved in chat, filtered per workspace in /v1/models, published by training."""
+    task_models = TaskModels(registry, training.served_base_name)
+    state.chat_service.resolver = task_models
+    state.model_service.visibility = task_models
+    publisher = VersionPublisher(task_models, state.chat_service.complete)
+    training.publish, training.unpublish = publisher.publish, publisher.unpublish
+    state.task_service.on_delete = training.before_task_delete
+    state.task_inference = TaskInference(state.chat_service, training.served_base_name)
+    return task_models
 
 
 def _from_state(name: str) -> Callable[[State], Any]:

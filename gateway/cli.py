@@ -83,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_parser(sub)
 
     quick = sub.add_parser(
-        "quickstart", help="build the tiny model, start gateway and engine, and show a call"
+        "quickstart",
+        help="build the tiny model, start gateway and engine, show a call, fine-tune and ask a demo task",
     )
     _serve_flags(quick)
+    quick.add_argument(
+        "--no-training", action="store_true", help="skip the fine-tuning demo (about 2 minutes on a CPU)"
+    )
     return parser
 
 
@@ -147,10 +151,10 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_quickstart(settings: Settings) -> int:
+def cmd_quickstart(settings: Settings, training: bool) -> int:
     from gateway.quickstart import run_quickstart
 
-    return run_quickstart(settings)
+    return run_quickstart(settings, training=training)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return cmd_serve(settings)
-    return cmd_quickstart(settings)
+    return cmd_quickstart(settings, training=not args.no_training)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,9 @@
 """``vlmgw quickstart``: the offline story in one command.
 
 Builds the tiny model (cached after the first time), starts the gateway with a supervised vLLM on it, waits
-until the engine is ready, sends a first image question through the official ``openai`` client and prints
-the answer and the code that produced it, then keeps serving until Ctrl-C.
+until the engine is ready, sends a first image question through the official ``openai`` client, then (unless
+``--no-training``) fine-tunes a small task over the platform API, prints its evaluation and asks the trained
+model (``gateway.demo_training``), prints the code to call the gateway, and keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def prepare_model(settings: Settings) -> Settings:
     return settings.replace(model=str(model_dir), served_model_name=name, engine_args=engine_args)
 
 
-def demo_when_ready(settings: Settings, key: str, timeout_s: float = 900.0) -> None:
+def demo_when_ready(settings: Settings, key: str, training: bool = True, timeout_s: float = 900.0) -> None:
     """Wait for /health, then ask the model about a generated image through the openai client."""
     url = f"http://{settings.host}:{settings.port}"
     deadline = time.monotonic() + timeout_s
@@ -62,12 +63,12 @@ def demo_when_ready(settings: Settings, key: str, timeout_s: float = 900.0) -> N
         stderr_say("the engine did not become ready; see the log lines above")
         return
     try:
-        run_demo(settings, url, key)
+        run_demo(settings, url, key, training)
     except Exception as exc:  # the demo must never take the server down
-        stderr_say(f"demo request failed: {exc}")
+        stderr_say(f"demo failed: {exc}")
 
 
-def run_demo(settings: Settings, url: str, key: str) -> None:
+def run_demo(settings: Settings, url: str, key: str, training: bool = True) -> None:
     from openai import OpenAI
 
     from models_store.tiny_pretrain import solid_image_data_uri
@@ -84,6 +85,10 @@ def run_demo(settings: Settings, url: str, key: str) -> None:
             max_tokens=16, temperature=0,
         )  # fmt: skip
         stderr_say(f"demo: a {colour} image -> {answer.choices[0].message.content!r}")
+    if training:
+        from gateway.demo_training import run_training_demo
+
+        run_training_demo(url, key, stderr_say)
     snippet = DEMO_SNIPPET.format(base=url + "/v1", key=key, model=model)
     stderr_say(
         "the gateway is ready. Call it with the openai client:\n\n" + snippet + "\n\nCtrl-C stops everything."
@@ -113,13 +118,13 @@ def first_key(settings: Settings) -> str:
     return key
 
 
-def run_quickstart(settings: Settings) -> int:
+def run_quickstart(settings: Settings, training: bool = True) -> int:
     from gateway.server import run_server
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = prepare_model(settings)
     key = first_key(settings)
     threading.Thread(
-        target=demo_when_ready, args=(settings, key), daemon=True, name="quickstart-demo"
+        target=demo_when_ready, args=(settings, key, training), daemon=True, name="quickstart-demo"
     ).start()
     return run_server(settings)

@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -38,8 +38,16 @@ _decode_chunk = msgspec.json.Decoder(ChatCompletionChunk).decode
 _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
 
 
+class ModelResolver(Protocol):
+    """Maps names the gateway defines (a task's model) to the engine-side name; others pass unchanged."""
+
+    async def resolve(self, model: str, workspace: str | None) -> str: ...
+
+
 class ChatService:
     """POST /v1/chat/completions, independent of the web framework."""
+
+    resolver: ModelResolver | None = None  # set by the app when trained task models are served
 
     def __init__(
         self,
@@ -73,7 +81,8 @@ class ChatService:
         return True
 
     async def complete(self, req: ChatCompletionRequest, workspace: str | None = None) -> ChatCompletion:
-        """``workspace``: where ``image://ID`` parts are looked up (the caller key's workspace)."""
+        """``workspace``: the caller key's workspace (``image://ID`` parts, task models)."""
+        req = await self._resolved(req, workspace)
         plan = self.structured.plan(req)  # checked before any media is fetched: bad schemas fail fast
         media = await self.media.prepare(req, workspace)
         try:
@@ -83,6 +92,12 @@ class ChatService:
             return await self._complete(req.model, _encode(media.request))
         finally:
             media.release()
+
+    async def _resolved(self, req: ChatCompletionRequest, workspace: str | None) -> ChatCompletionRequest:
+        if self.resolver is None:
+            return req
+        model = await self.resolver.resolve(req.model, workspace)
+        return req if model == req.model else msgspec.structs.replace(req, model=model)
 
     async def _complete(self, model: str, request_body: bytes) -> ChatCompletion:
         engine = await self.route(model)
@@ -102,6 +117,7 @@ class ChatService:
 
     async def stream(self, req: ChatCompletionRequest, workspace: str | None = None) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
+        req = await self._resolved(req, workspace)
         plan = self.structured.plan(req)
         engine = await self.route(req.model)
         media = await self.media.prepare(req, workspace)

@@ -45,11 +45,17 @@ class ModelsController(Controller):
     tags = ["OpenAI"]  # noqa: RUF012
 
     @get("/", summary="List models: base models and loaded adapters (with `parent`)")
-    async def list_models(self, model_service: NamedDependency[ModelService]) -> ModelList:
-        return model_service.list()
+    async def list_models(
+        self, request: Request[Any, Any, Any], model_service: NamedDependency[ModelService]
+    ) -> ModelList:
+        return await model_service.list_for(str(request.state.principal.default_workspace))
 
     @get("/{model_id:path}", summary="Retrieve one model")
     async def get_model(
-        self, model_id: FromPath[str], model_service: NamedDependency[ModelService]
+        self,
+        request: Request[Any, Any, Any],
+        model_id: FromPath[str],
+        model_service: NamedDependency[ModelService],
     ) -> ModelCard:
-        return model_service.get(model_id.lstrip("/"))
+        workspace = str(request.state.principal.default_workspace)
+        return await model_service.get_for(model_id.lstrip("/"), workspace)

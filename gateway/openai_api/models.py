@@ -3,6 +3,8 @@ shape."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from adapters.errors import UnknownModel
 from adapters.pool import EnginePool, ServedModel
 from adapters.registry import AdapterRegistry
@@ -22,7 +24,15 @@ def card(model: ServedModel) -> ModelCard:
     )
 
 
+class ModelFilter(Protocol):
+    """Narrows the model list to what one workspace may use (trained task models are per workspace)."""
+
+    async def visible(self, models: ModelList, workspace: str | None) -> ModelList: ...
+
+
 class ModelService:
+    visibility: ModelFilter | None = None  # set by the app when trained task models are served
+
     def __init__(self, pool: EnginePool, adapters: AdapterRegistry | None = None) -> None:
         self.pool = pool
         self.adapters = adapters
@@ -38,8 +48,12 @@ class ModelService:
     def list(self) -> ModelList:
         return ModelList(data=[card(m) for m in self.served()])
 
-    def get(self, model_id: str) -> ModelCard:
-        for model in self.served():
+    async def list_for(self, workspace: str | None) -> ModelList:
+        models = self.list()
+        return models if self.visibility is None else await self.visibility.visible(models, workspace)
+
+    async def get_for(self, model_id: str, workspace: str | None) -> ModelCard:
+        for model in (await self.list_for(workspace)).data:
             if model.id == model_id:
-                return card(model)
+                return model
         raise UnknownModel(model_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,13 @@ async def touch_dataset(dataset_id: uuid.UUID) -> None:
     await db.Dataset.filter(id=dataset_id).update(version=today(), updated=datetime.now(UTC))
 
 
+# Called before a task is deleted; may refuse (raise), returns what to run once the rows are gone.
+TaskDeleteHook = Callable[[db.Task], Awaitable[Callable[[], Awaitable[None]]]]
+
+
 class TaskService:
+    on_delete: TaskDeleteHook | None = None  # set by the app: training cleans up jobs and adapter files
+
     async def listing(self, ws: uuid.UUID, page: PageRequest, search: str | None) -> Page:
         query = db.Task.filter(workspace_id=ws).order_by("-created", "id")
         if search:
@@ -85,7 +91,10 @@ class TaskService:
 
     async def delete(self, ws: uuid.UUID, task_id: uuid.UUID) -> None:
         task = await get_in_workspace(db.Task, task_id, ws, "Task")
-        await task.delete()  # dataset links cascade
+        cleanup = await self.on_delete(task) if self.on_delete is not None else None
+        await task.delete()  # dataset links, training jobs and model versions cascade
+        if cleanup is not None:
+            await cleanup()
 
     async def add_dataset(self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.DatasetRef) -> wire.Task:
         task = await get_in_workspace(db.Task, task_id, ws, "Task")

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
 from gateway.auth import require_api_key
@@ -19,6 +19,7 @@ from gateway.errors import FieldsInvalidError, NotFoundError
 from gateway.platform_api.common import DEFAULT_PAGE_SIZE, get_in_workspace, paginate, workspace_for
 from gateway.platform_api.controllers import PageNo, PageSize, WorkspaceQ, page_request
 from gateway.training import schemas as wire
+from gateway.training.inference import Prediction, PredictRequest, TaskInference
 from gateway.training.service import TrainingService, TrainRequest, loss_curve_png
 
 _decode_train = msgspec.json.Decoder(TrainRequest).decode
@@ -58,6 +59,22 @@ class TrainingController(Controller):
         body = await train_request(request)
         ws = await workspace_for(_principal(request), body.workspace, workspace)
         return wire.job_out(await training_service.start(ws, task_id, body))
+
+    @post(
+        "/vlm/v2/task/{task_id:uuid}/predict/",
+        status_code=200,
+        summary="Ask the task's model about images: template-constrained text and its typed variables",
+    )
+    async def predict(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[uuid.UUID],
+        data: JSONBody[PredictRequest],
+        task_inference: NamedDependency[TaskInference],
+        workspace: WorkspaceQ = None,
+    ) -> Prediction:
+        ws = await workspace_for(_principal(request), data.workspace, workspace)
+        return await task_inference.predict(ws, task_id, data)
 
     @get("/vlm/v2/task/{task_id:uuid}/training-jobs/", summary="List a task's training jobs, newest first")
     async def list_jobs(
@@ -111,6 +128,21 @@ class TrainingController(Controller):
     ) -> wire.TrainingJob:
         ws = await workspace_for(_principal(request), workspace)
         return wire.job_out(await training_service.cancel(ws, job_id))
+
+    @post(
+        "/vlm/v2/training-job/{job_id:uuid}/resume/",
+        status_code=200,
+        summary="Resume a cancelled or failed job from its last checkpoint",
+    )
+    async def resume(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[uuid.UUID],
+        training_service: NamedDependency[TrainingService],
+        workspace: WorkspaceQ = None,
+    ) -> wire.TrainingJob:
+        ws = await workspace_for(_principal(request), workspace)
+        return wire.job_out(await training_service.resume(ws, job_id))
 
     @get("/vlm/v2/task/{task_id:uuid}/models/", summary="List the trained versions of a task's model")
     async def versions(

@@ -29,6 +29,7 @@ from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError, NotFoundError
 from gateway.platform_api.common import get_in_workspace
 from gateway.training.data import collect_task_data, example_payloads
+from gateway.training.evaluation import eval_plan, write_eval_plan
 from gateway.training.jobs import JobManager, JobStatus
 from gateway.training.names import task_model_name
 from gateway.training.runner import JobResult, TrainingEvent
@@ -36,6 +37,7 @@ from gateway.training.runner import JobResult, TrainingEvent
 log = logging.getLogger("vlmgw.training")
 
 ACTIVE_STATUSES = ("queued", "running", "interrupted")
+MAX_EVAL_TOKENS = 512
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 
@@ -47,8 +49,8 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     workspace: str | None = None
 
 
-# (task, version, adapter dir) -> metrics; set by the app once the engine side exists.
-Publisher = Callable[[db.Task, int, Path], Awaitable[dict[str, Any]]]
+# (task, version, adapter dir, job dir) -> metrics; set by the app (gateway.training.serving).
+Publisher = Callable[[db.Task, int, Path, Path], Awaitable[dict[str, Any]]]
 Unpublisher = Callable[[db.Task, int], Awaitable[None]]
 
 
@@ -144,7 +146,9 @@ class TrainingService:
                 "hyperparameters": {"seed": body.seed, **body.hyperparameters},
                 "adapter_name": task_model_name(task.id),
             }
+            plan = eval_plan(data, max_tokens=min(task.max_tokens, MAX_EVAL_TOKENS))
             try:
+                write_eval_plan(self.jobs.job_dir(str(job.id)), plan)
                 await self.jobs.start(str(job.id), msgspec.json.encode(spec))
             except Exception as exc:
                 await DbJobStore().set_status(str(job.id), "failed", error=f"could not start: {exc}")
@@ -184,6 +188,37 @@ class TrainingService:
             await DbJobStore().set_status(str(job.id), "cancelled")
         return await db.TrainingJob.get(id=job.id)
 
+    async def resume(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
+        """Continue a cancelled or failed job from its last checkpoint (same spec, same data)."""
+        job = await self.get(ws, job_id)
+        if job.status not in ("cancelled", "failed"):
+            raise ConflictError(
+                f"Training job {job_id} is {job.status}; only a cancelled or failed job resumes."
+            )
+        if not self.jobs.spec_path(str(job.id)).exists():
+            raise ConflictError(f"Training job {job_id} has no spec left to resume from.", code="job_gone")
+        async with self._task_locks.setdefault(job.task_id, asyncio.Lock()):
+            await self._refuse_if_active(await db.Task.get(id=job.task_id))
+            await db.TrainingJob.filter(id=job.id).update(error=None, finished=None)
+            await self.jobs.start(str(job.id), b"", resume=True)
+        return await db.TrainingJob.get(id=job.id)
+
+    async def before_task_delete(self, task: db.Task) -> Callable[[], Awaitable[None]]:
+        """Refuse while the task trains; afterwards remove its adapters (files and registrations) and jobs."""
+        await self._refuse_if_active(task)
+        versions = [row.version for row in await db.ModelVersion.filter(task=task)]
+        jobs = [str(j) for j in await db.TrainingJob.filter(task=task).values_list("id", flat=True)]
+
+        async def cleanup() -> None:
+            for version in versions:
+                if self.unpublish is not None:
+                    await self.unpublish(task, version)
+            shutil.rmtree(self.adapters_dir / str(task.id), ignore_errors=True)
+            for job_id in jobs:
+                shutil.rmtree(self.jobs.job_dir(job_id), ignore_errors=True)
+
+        return cleanup
+
     async def resume_interrupted(self) -> list[str]:
         return await self.jobs.resume_interrupted()
 
@@ -204,7 +239,9 @@ class TrainingService:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(trained.parent, target, ignore=shutil.ignore_patterns("checkpoint*"))
             try:
-                metrics = await self.publish(task, version, target / trained.name) if self.publish else {}
+                adapter = target / trained.name
+                job_dir = self.jobs.job_dir(job_id)
+                metrics = await self.publish(task, version, adapter, job_dir) if self.publish else {}
                 await db.ModelVersion.create(
                     task=task, version=version, base_model=self.served_base_name,
                     adapter_dir=str(target / trained.name), metrics=metrics,

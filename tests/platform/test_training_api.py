@@ -61,7 +61,14 @@ async def train_client(
     async with AsyncTestClient(app=app) as client:
         service = app.state.training_service
         service.jobs.command = lambda spec, resume: [sys.executable, str(script), str(spec)]
+        service.publish = stand_in_publish  # no engine here: registration + evaluation run in integration
         yield client
+
+
+async def stand_in_publish(task: Any, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
+    """Checks what publishing is handed and returns metrics the version must store."""
+    assert (adapter_dir / "adapter_config.json").exists() and (job_dir / "eval.json").exists()
+    return {"new": {"score": 0.75}, "version": version}
 
 
 async def colour_task(api: Api, n_samples: int = 5, **task_fields: Any) -> dict[str, Any]:
@@ -114,6 +121,7 @@ async def test_train_publishes_a_version_with_events_and_loss_curve(
     versions = (await train_client.get(f"/vlm/v2/task/{task['id']}/models/", headers=api.headers)).json()
     (v1,) = versions["results"]
     assert v1["version"] == 1 and v1["production"] is True and v1["train_samples"] == 4
+    assert v1["metrics"] == {"new": {"score": 0.75}, "version": 1}
     task_now = (await train_client.get(f"/vlm/v2/task/{task['id']}/", headers=api.headers)).json()
     assert task_now["production_version"] == 1
     curve = await train_client.get(f"/vlm/v2/model/{v1['id']}/loss-curve/", headers=api.headers)
@@ -175,6 +183,10 @@ async def test_one_active_job_per_task_and_cancel(train_client: AsyncTestClient[
     assert cancelled["status"] == "cancelled" and cancelled["version"] is None
     twice = await train_client.post(f"/vlm/v2/training-job/{job['id']}/cancel/", headers=api.headers)
     assert twice.status_code == 409
+    resumed = await api.post(f"/vlm/v2/training-job/{job['id']}/resume/", {}, status=200)
+    assert resumed["status"] == "running"
+    cancelled = await api.post(f"/vlm/v2/training-job/{job['id']}/cancel/", {}, status=200)
+    assert cancelled["status"] == "cancelled"
     versions = (await train_client.get(f"/vlm/v2/task/{task['id']}/models/", headers=api.headers)).json()
     assert versions["count"] == 0
 
@@ -197,10 +209,62 @@ async def test_crash_and_failed_publication_register_nothing(
         job = await api.post(f"/vlm/v2/task/{task['id']}/train/", {})
         done = await wait_for(train_client, keys.a, job["id"], "succeeded", "failed")
     finally:
-        service.publish = None
+        service.publish = stand_in_publish
     assert done["status"] == "failed" and "engine refused the adapter" in done["error"]
     versions = (await train_client.get(f"/vlm/v2/task/{task['id']}/models/", headers=api.headers)).json()
     assert versions["count"] == 0
     assert not (Path(service.adapters_dir) / task["id"]).exists() or not any(
         (Path(service.adapters_dir) / task["id"]).iterdir()
     )
+
+
+async def test_deleting_a_task_removes_its_jobs_versions_and_files(
+    train_client: AsyncTestClient[Any], keys: Keys
+) -> None:
+    api = Api(train_client, keys.a)
+    task = await colour_task(api)
+    service = train_client.app.state.training_service
+    slow = await api.post(
+        f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": 500, "sleep": 0.05}}
+    )
+    refused = await train_client.delete(f"/vlm/v2/task/{task['id']}/", headers=api.headers)
+    assert refused.status_code == 409  # cancel the training first
+    await api.post(f"/vlm/v2/training-job/{slow['id']}/cancel/", {}, status=200)
+    job = await api.post(f"/vlm/v2/task/{task['id']}/train/", {})
+    await wait_for(train_client, keys.a, job["id"], "succeeded", "failed")
+    adapters = Path(service.adapters_dir) / task["id"]
+    assert adapters.is_dir() and service.jobs.job_dir(job["id"]).is_dir()
+    gone = await train_client.delete(f"/vlm/v2/task/{task['id']}/", headers=api.headers)
+    assert gone.status_code == 204, gone.text
+    assert not adapters.exists() and not service.jobs.job_dir(job["id"]).exists()
+    assert not service.jobs.job_dir(slow["id"]).exists()
+    missing = await train_client.get(f"/vlm/v2/training-job/{job['id']}/", headers=api.headers)
+    assert missing.status_code == 404
+
+
+async def test_predict_refuses_bad_requests_before_any_engine_call(
+    train_client: AsyncTestClient[Any], keys: Keys
+) -> None:
+    api = Api(train_client, keys.a)
+    task = await colour_task(api)
+    path = f"/vlm/v2/task/{task['id']}/predict/"
+    image = {"_base64": "iVBORw0KGgo="}
+    cases = [
+        ({"images": [image]}, "input_meta_data"),  # the prompt needs {{style}}
+        ({"images": [], "input_meta_data": {"style": "x"}}, "images"),
+        ({"images": [{"_base64": "x", "_url": "http://a"}], "input_meta_data": {"style": "x"}}, "images[0]"),
+        ({"images": [image], "input_meta_data": {"style": "x"}, "version": 7}, "version"),
+        ({"images": [image], "input_meta_data": {"style": "x"}, "colour": 1}, "colour"),
+    ]
+    for body, field in cases:
+        response = await train_client.post(path, json=body, headers=api.headers)
+        assert response.status_code == 400, (body, response.text)
+        error = response.json()["error"]
+        assert field in (error.get("param") or "") + error["message"], (body, error)
+    bare = await api.task(name="no template")
+    response = await train_client.post(
+        f"/vlm/v2/task/{bare['id']}/predict/", json={"images": [image]}, headers=api.headers
+    )
+    assert response.status_code == 400 and "result_template" in response.json()["error"]["message"]
+    other = await train_client.post(path, json={"images": [image]}, headers=auth(keys.b))
+    assert other.status_code == 404
