@@ -115,7 +115,7 @@ def run_finetune(base: Path, data: Path, out: Path, steps: int) -> dict[str, Any
     trainer = Trainer(spec, Progress(out=io.StringIO(), human=False))
     trainer.setup()
     result = _measure(trainer.run, steps * BATCH)
-    result["last_loss"] = trainer._curve.train[-1][1]
+    result["last_loss"] = trainer.curve.train[-1][1]
     return result
 
 

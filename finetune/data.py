@@ -17,6 +17,7 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from finetune.examples import images_for_epoch
 from finetune.spec import Example
 from models_store.tiny_pretrain import collate
 
@@ -56,18 +57,6 @@ def load_image(path: str) -> Any:
 
     with Image.open(path) as img:
         return img.convert("RGB")
-
-
-def images_for_epoch(example: Example, epoch: int, seed: int) -> list[str]:
-    """The images one epoch shows for an example: all in order, all shuffled, or one drawn (seeded)."""
-    if example.image_selection == "ordered" or len(example.images) < 2:
-        return list(example.images)
-    rng = random.Random(f"{seed}:{example.sample_id}:{example.user}:{epoch}")
-    if example.image_selection == "one":
-        return [rng.choice(example.images)]
-    shuffled = list(example.images)
-    rng.shuffle(shuffled)
-    return shuffled
 
 
 def encode(processor: Any, example: Example, image_paths: Sequence[str]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import math
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -153,11 +153,21 @@ def _example(
     )
 
 
-def images_for_epoch(example: TrainingExample, epoch: int, seed: int = 0) -> list[str]:
-    """The images one epoch shows for an example: one drawn, all shuffled, or all in order (seeded)."""
+class _ShownImages(Protocol):
+    sample_id: str
+    user: str
+    images: list[str]
+    image_selection: ImageSelection
+
+
+def images_for_epoch(example: _ShownImages, epoch: int, seed: int = 0) -> list[str]:
+    """The images one epoch shows for an example: one drawn, all shuffled, or all in order (seeded).
+
+    Used by the trainer (``finetune.data``) for ``TrainingExample`` and the spec's ``Example`` alike.
+    """
     if example.image_selection == "ordered" or len(example.images) < 2:
         return list(example.images)
-    rng = random.Random(f"{seed}:{example.sample_id}:{epoch}")
+    rng = random.Random(f"{seed}:{example.sample_id}:{example.user}:{epoch}")
     if example.image_selection == "one":
         return [rng.choice(example.images)]
     shuffled = list(example.images)

@@ -104,6 +104,7 @@ class Trainer:
         self.n_parameters = count_parameters(spec.base_model)
         self.hp = resolve(spec.hyperparameters, self.n_parameters)
         self.total_steps = total_steps_for(self.hp, len(self.examples))
+        self.curve = LossCurve()  # training (and held-out) loss so far; restored on resume
         self._stop_signal: int | None = None
         self.on_step: Callable[[int], None] | None = None  # tests: called after each optimizer step
 
@@ -160,7 +161,7 @@ class Trainer:
         ckpt = checkpoint.latest(self.output_dir) if resume else None
         if ckpt is not None:
             start, curve = self._restore(ckpt)
-        self._curve = curve
+        self.curve = curve
         self.progress.start(self._start_info(resume_from=start if ckpt is not None else None))
         batches = micro_batches(len(self.examples), self.hp.batch_size, self.hp.seed)
         for _ in range(start * self.hp.gradient_accumulation):  # index arithmetic only, nothing is encoded
@@ -225,7 +226,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)  # drop the unfinished step; resume redoes it
         path = None
         if step > 0:  # the random state as the unfinished step began, so resuming replays it exactly
-            path = self._checkpoint(step, self._curve, rng=self._step_rng)
+            path = self._checkpoint(step, self.curve, rng=self._step_rng)
         raise Cancelled(self._stop_signal, step, path)
 
     # -- reporting, checkpoints, the end ----------------------------------------------------------------
