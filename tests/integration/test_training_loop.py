@@ -182,7 +182,8 @@ def test_task_inference_returns_text_and_typed_variables(trained: dict[str, Any]
     ((path, colour),) = colour_task.write_images(tmp_path, 1, seed=4)[:1]
     image = {"_base64": base64.b64encode(path.read_bytes()).decode()}
     answer = api.call("POST", f"/vlm/v2/task/{task['id']}/predict/", {"images": [image]})
-    assert answer["model"] == f"task-{task['id']}-v1" and answer["version"] == 1
+    production = api.call("GET", f"/vlm/v2/task/{task['id']}/")["production_version"]
+    assert answer["model"] == f"task-{task['id']}-v{production}" and answer["version"] == production
     assert answer["variables"] == {"color": COMPLEMENT[colour]}
     assert json.loads(answer["text"]) == answer["variables"]
     base = api.call("POST", f"/vlm/v2/task/{task['id']}/predict/", {"images": [image], "version": 0})
