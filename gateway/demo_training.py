@@ -71,14 +71,9 @@ def build_task(api: DemoApi, per_colour: int = 6, seed: int = 0) -> dict[str, An
 def train(api: DemoApi, task: dict[str, Any], say: Callable[[str], None], steps: int = 60) -> dict[str, Any]:
     job = api.call("POST", f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": steps}})
     say(f"training job {job['id']}: {job['train_samples']} training and {job['test_samples']} test samples")
-    last = -1
-    while job["status"] in ("queued", "running"):
+    while job["status"] in ("queued", "running"):  # the gateway prints the job's progress bar
         time.sleep(2)
         job = api.call("GET", f"/vlm/v2/training-job/{job['id']}/")
-        if job["step"] != last and job["total_steps"]:
-            last = job["step"]
-            loss = f"{job['loss']:.3f}" if job["loss"] is not None else "-"
-            say(f"  step {job['step']}/{job['total_steps']}  loss {loss}  {job['progress']:.0%}")
     if job["status"] != "succeeded":
         raise RuntimeError(f"training {job['status']}: {job['error']}")
     return job

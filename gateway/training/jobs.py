@@ -62,6 +62,7 @@ class JobManager:
         self._procs: dict[str, TrainingProcess] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._shown: dict[str, int] = {}  # job id -> last tenth of progress printed
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -132,8 +133,17 @@ class JobManager:
     async def _on_event(self, job_id: str, event: TrainingEvent) -> None:
         await self.store.record_event(job_id, event)
         bar = progress_bar(event)
-        if bar is not None:
+        if bar is not None and self._worth_showing(job_id, event):
             self.say(f"training {job_id} {bar}")
+
+    def _worth_showing(self, job_id: str, event: TrainingEvent) -> bool:
+        """A console line per tenth of the run (and the last step), not one per step."""
+        assert event.step is not None and event.total_steps
+        tenth = event.step * 10 // event.total_steps
+        if event.step != event.total_steps and self._shown.get(job_id) == tenth:
+            return False
+        self._shown[job_id] = tenth
+        return True
 
     async def _follow(self, job_id: str, proc: TrainingProcess) -> None:
         try:

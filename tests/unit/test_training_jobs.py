@@ -145,3 +145,13 @@ async def test_interrupted_job_without_spec_is_failed(tmp_path: Path) -> None:
     manager = make_manager(tmp_path, store, registered)
     assert await manager.resume_interrupted() == []
     assert store.status("lost") == "failed" and "spec is missing" in (store.errors["lost"] or "")
+
+
+async def test_console_shows_a_line_per_tenth_of_the_run(tmp_path: Path) -> None:
+    store, registered, lines = MemoryStore(), [], []
+    manager = make_manager(tmp_path, store, registered)
+    manager.say = lines.append
+    await manager.start("j6", json.dumps({"steps": 100}).encode())
+    await until_done(manager, "j6")
+    bars = [line for line in lines if "step" in line]
+    assert 10 <= len(bars) <= 11 and bars[-1].count("step 100/100") == 1
