@@ -58,6 +58,7 @@ class KeyCache:
         self.ttl_s = ttl_s
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._keys_exist = False
+        self._no_keys_until = 0.0
         self._admin: Principal | None = None
 
     async def admin(self) -> Principal:
@@ -82,9 +83,15 @@ class KeyCache:
         return principal
 
     async def keys_exist(self) -> bool:
-        """Whether any database key exists; once True it stays True (keys are never deleted)."""
-        if not self._keys_exist:
+        """Whether any database key exists; once True it stays True (keys are never deleted).
+
+        A "no" is trusted for at most a second (or ``ttl_s`` when shorter), so open mode costs no database
+        query per request yet ends within a second of the first ``vlmgw keys create``.
+        """
+        now = time.monotonic()
+        if not self._keys_exist and now >= self._no_keys_until:
             self._keys_exist = await any_key_exists()
+            self._no_keys_until = now + min(self.ttl_s, 1.0)
         return self._keys_exist
 
 
