@@ -30,6 +30,7 @@ from adapters.errors import EngineFault
 from adapters.processes import die_with_parent, kill_group, track_group
 
 Say = Callable[[str], None]
+DEFAULT_CPU_KVCACHE_GIB = "4"
 
 _MILESTONES = re.compile(
     r"Loading weights took|Model loading took|init engine|KV cache|Starting vLLM API server|"
@@ -99,6 +100,10 @@ class EngineSpec:
         env = dict(os.environ)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "1"
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if is_cpu_build():
+            # Without it vLLM's CPU build claims ~92 % of the machine's memory for KV cache and refuses to
+            # start when other processes hold some. Set VLLM_CPU_KVCACHE_SPACE (GiB) to size it yourself.
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)
         return env
 
 

@@ -44,5 +44,9 @@ def run_server(settings: Settings) -> int:
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: already stopped
+        stderr_say("stopped")
+        return 130
     return 0 if server.started else 1
