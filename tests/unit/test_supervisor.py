@@ -103,3 +103,17 @@ def test_command_enables_lora_and_passes_extra_args() -> None:
     assert "--enable-lora" in cmd
     assert cmd[-2:] == ["--max-model-len", "2048"]
     assert spec.environment()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "1"
+
+
+def test_cpu_engine_gets_a_bounded_kv_cache_unless_the_user_sized_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.supervisor as supervisor
+
+    spec = EngineSpec(model="m", served_name="m", port=1)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.setattr(supervisor, "is_cpu_build", lambda: True)
+    assert spec.environment()["VLLM_CPU_KVCACHE_SPACE"] == supervisor.DEFAULT_CPU_KVCACHE_GIB
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    assert spec.environment()["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
+    monkeypatch.setattr(supervisor, "is_cpu_build", lambda: False)
+    assert "VLLM_CPU_KVCACHE_SPACE" not in spec.environment()
