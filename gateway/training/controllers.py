@@ -17,7 +17,7 @@ from gateway.db import models as db
 from gateway.db.keys import Principal
 from gateway.errors import FieldsInvalidError, NotFoundError
 from gateway.platform_api.common import DEFAULT_PAGE_SIZE, get_in_workspace, paginate, workspace_for
-from gateway.platform_api.controllers import PageNo, PageSize, WorkspaceQ, page_request
+from gateway.platform_api.controllers import PageNo, PageSize, WorkspaceQ, page_request, to_page
 from gateway.training import schemas as wire
 from gateway.training.inference import Prediction, PredictRequest, TaskInference
 from gateway.training.service import TrainingService, TrainRequest, loss_curve_png
@@ -89,7 +89,7 @@ class TrainingController(Controller):
         task = await get_in_workspace(db.Task, task_id, ws, "Task")
         query = db.TrainingJob.filter(task=task).order_by("-created")
         result = await paginate(query, page_request(request, page, page_size), _render_jobs)
-        return wire.TrainingJobPage(result.count, result.next, result.previous, result.results)
+        return to_page(wire.TrainingJobPage, result)
 
     @get("/vlm/v2/training-job/{job_id:uuid}/", summary="Get a training job (status, progress, error)")
     async def get_job(
@@ -116,7 +116,7 @@ class TrainingController(Controller):
         job = await training_service.get(ws, job_id)
         query = db.TrainingEvent.filter(job=job).order_by("id")
         result = await paginate(query, page_request(request, page, page_size), _render_events)
-        return wire.TrainingEventPage(result.count, result.next, result.previous, result.results)
+        return to_page(wire.TrainingEventPage, result)
 
     @post("/vlm/v2/training-job/{job_id:uuid}/cancel/", status_code=200, summary="Cancel a training job")
     async def cancel(
@@ -161,7 +161,7 @@ class TrainingController(Controller):
 
         query = db.ModelVersion.filter(task=task).order_by("-version")
         result = await paginate(query, page_request(request, page, page_size), render)
-        return wire.ModelVersionPage(result.count, result.next, result.previous, result.results)
+        return to_page(wire.ModelVersionPage, result)
 
     @get("/vlm/v2/model/{model_id:uuid}/", summary="Get one trained model version with its metrics")
     async def version(

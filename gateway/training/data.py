@@ -17,7 +17,8 @@ from finetune.examples import SampleRecord, TrainingExample, build_examples
 from finetune.templates import ResultTemplate
 from finetune.variables import VariableSpec
 from gateway.db import models as db
-from gateway.platform_api.variables import split_choices, unwrap
+from gateway.platform_api.variable_rules import definition
+from gateway.platform_api.variables import unwrap
 from models_store.image_store import ImageStore
 
 
@@ -41,25 +42,10 @@ class TaskData:
     example_dataset: dict[str, str] = field(default_factory=dict)  # sample id -> dataset id
 
 
-def variable_spec(row: db.Variable) -> VariableSpec:
-    return VariableSpec(
-        name=row.name,
-        type=row.type,  # type: ignore[arg-type]  # a plain string is converted in __post_init__
-        required=row.required,
-        description=row.description,
-        choices=list(split_choices(row.choices)) or None,
-        min_value=row.min_value,
-        max_value=row.max_value,
-        step_size=row.step_size,
-        min_length=row.min_length,
-        max_length=row.max_length,
-        default_value=row.default_value,
-    )
-
-
 async def dataset_template(task: db.Task, dataset: db.Dataset) -> DatasetTemplate:
     """Compile a dataset's template with its variables; raises the template module's errors."""
-    variables = [variable_spec(v) for v in await db.Variable.filter(dataset=dataset).order_by("created")]
+    rows = await db.Variable.filter(dataset=dataset).order_by("created")
+    variables = [definition(v).spec() for v in rows]
     template = ResultTemplate.compile(dataset.result_template, variables)
     return DatasetTemplate(
         dataset_id=dataset.id,

@@ -152,7 +152,7 @@ class TrainingService:
                 write_eval_plan(self.jobs.job_dir(str(job.id)), plan)
                 await self.jobs.start(str(job.id), msgspec.json.encode(spec))
             except Exception as exc:
-                await DbJobStore().set_status(str(job.id), "failed", error=f"could not start: {exc}")
+                await self.jobs.store.set_status(str(job.id), "failed", error=f"could not start: {exc}")
                 raise
             return await db.TrainingJob.get(id=job.id)
 
@@ -186,7 +186,7 @@ class TrainingService:
         if job.status in FINAL_STATUSES:
             raise ConflictError(f"Training job {job_id} has already {job.status}.", code="job_finished")
         if not await self.jobs.cancel(str(job.id)):
-            await DbJobStore().set_status(str(job.id), "cancelled")
+            await self.jobs.store.set_status(str(job.id), "cancelled")
         return await db.TrainingJob.get(id=job.id)
 
     async def resume(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
