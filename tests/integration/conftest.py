@@ -150,6 +150,15 @@ def stop_gateway(gw: GatewayProcess) -> None:
             gw.proc.wait(10)
 
 
+def keys_cli(gateway: GatewayProcess, *argv: str) -> str:
+    """Run `vlmgw keys ARGV` on the session gateway's database (as a user would); its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", *argv, "--data-dir", str(gateway.data_dir)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def gateway_url(gateway: GatewayProcess) -> str:
     return gateway.url

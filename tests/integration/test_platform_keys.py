@@ -4,8 +4,6 @@ and ``image://ID`` in a chat request uses it: the tiny model names its colour.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +13,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.integration.conftest import MODEL, GatewayProcess
+from tests.integration.conftest import MODEL, GatewayProcess, keys_cli
 from tests.support.http_server import ThreadedServer
 from tests.support.media import png_bytes
 
@@ -29,14 +27,6 @@ def picture_server() -> Iterator[ThreadedServer]:
 
     with ThreadedServer({"/red.png": red}) as server:
         yield server
-
-
-def keys_cli(gateway: GatewayProcess, *argv: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", *argv, "--data-dir", str(gateway.data_dir)],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return done.stdout.strip()
 
 
 def test_database_key_uploads_by_url_and_chats_about_the_stored_image(

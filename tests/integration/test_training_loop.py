@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import GatewayProcess
+from tests.integration.conftest import GatewayProcess, keys_cli
 from tests.support import colour_task
 
 TEMPLATE = '{"color": "{{color}}"}'
@@ -30,14 +28,6 @@ TEMPLATE = '{"color": "{{color}}"}'
 COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
               "white": "black"}  # fmt: skip
 VARIABLE = {"name": "color", "type": "string", "choices": colour_task.TASK_COLOURS}
-
-
-def keys_cli(gateway: GatewayProcess, user: str, workspace: str) -> str:
-    argv = ["keys", "create", "--user", user, "--workspace", workspace, "--data-dir", str(gateway.data_dir)]
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", *argv], capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout.strip()
 
 
 class Platform:
@@ -53,7 +43,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def trained(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A task trained to name the complementary colour of jittered solid-colour images (24 train, 12 test)."""
-    key = keys_cli(gateway, "trainer", "training-ws")
+    key = keys_cli(gateway, "create", "--user", "trainer", "--workspace", "training-ws")
     api = Platform(gateway.url, key)
     dataset = api.call(
         "POST", "/vlm/v2/dataset/", {"name": "colours", "user_prompt": colour_task.PROMPT}, 201
@@ -142,7 +132,7 @@ def test_task_model_answers_through_the_openai_client(
 def test_other_workspace_cannot_see_or_use_the_task_model(
     trained: dict[str, Any], gateway: GatewayProcess
 ) -> None:
-    stranger = keys_cli(gateway, "stranger", "elsewhere-ws")
+    stranger = keys_cli(gateway, "create", "--user", "stranger", "--workspace", "elsewhere-ws")
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=stranger, max_retries=0, timeout=60)
     model = f"task-{trained['task']['id']}"
     assert not any(m.id.startswith(model) for m in client.models.list().data)
