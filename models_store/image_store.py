@@ -1,21 +1,21 @@
-"""Content-addressed image files: ``ROOT/images/ab/cd/<sha256>``, written atomically, checked with Pillow.
+"""Content-addressed image files: key ``images/ab/cd/<sha256>`` in the model store, checked with Pillow.
 
 The same bytes are stored once however many records point at them; the caller (the platform's image
-service) deletes a file when the last database row that names its hash is gone. Writes go to a temporary
-file in the same folder and are renamed into place, so a reader never sees half a file and two gateways
-writing the same image at once both succeed.
+service) deletes a file when the last database row that names its hash is gone. The store writes
+atomically (``models_store.store``), so a reader never sees half a file and two gateways writing the same
+image at once both succeed; with an object store every gateway and training worker sees the same images.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from models_store.store import LocalFolderStore, Store
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -53,57 +53,47 @@ def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
     return width, height, fmt
 
 
-class ImageStore:
-    """Image files under ``root`` addressed by the SHA-256 of their bytes."""
+def image_key(sha256: str) -> str:
+    """The store key of an image's bytes."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
-    def __init__(self, root: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        self.root = Path(root) / "images"
+
+class ImageStore:
+    """Image files in a ``Store`` (a local folder given as a path, or any store) addressed by SHA-256."""
+
+    def __init__(self, store: Store | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.store = store if isinstance(store, Store) else LocalFolderStore(Path(store))
         self.max_pixels = max_pixels
 
     def path_for(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        """Where the image is (or would be cached) on this machine; see ``materialise``."""
+        return self.store.local_path(image_key(sha256))
+
+    def materialise(self, sha256: str) -> Path:
+        """A local file with the image's bytes, for readers that need a path (a trainer, an engine)."""
+        return self.store.materialise(image_key(sha256))
 
     def put(self, data: bytes) -> StoredImage:
         """Check and store ``data``; storing bytes that are already there is a no-op."""
         width, height, fmt = inspect_image(data, max_pixels=self.max_pixels)
         digest = hashlib.sha256(data).hexdigest()
-        path = self.path_for(digest)
-        if not path.exists():
-            self._write_atomic(path, data)
+        if not self.store.exists(image_key(digest)):
+            self.store.write(image_key(digest), data)
         return StoredImage(digest, width, height, fmt, len(data))
 
     def read(self, sha256: str) -> bytes:
-        return self.path_for(sha256).read_bytes()
+        return self.store.read(image_key(sha256))
 
     def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).exists()
+        return self.store.exists(image_key(sha256))
 
     def delete(self, sha256: str) -> bool:
         """Remove the file (the caller has checked no row references it); True if it was there."""
-        try:
-            self.path_for(sha256).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return self.store.delete(image_key(sha256))
 
     def all_hashes(self) -> set[str]:
         """Every stored hash (for consistency checks: no orphan files)."""
-        if not self.root.exists():
-            return set()
-        return {p.name for p in self.root.glob("??/??/*") if p.is_file() and len(p.name) == 64}
-
-    @staticmethod
-    def _write_atomic(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        names = (key.rsplit("/", 1)[-1] for key in self.store.keys("images"))
+        return {name for name in names if len(name) == 64}

@@ -307,3 +307,28 @@ class ModelVersion(Model):
     class Meta:
         table = "model_version"
         unique_together = (("task", "version"),)
+
+
+# ---- Job leases (gateway/jobs): which gateway owns which background job -------------------------------
+
+
+# A background job's lease: owner and expiry (database clock, epoch seconds), renewed by heartbeat and
+# taken over once expired. ``group_key`` is set while the job is active and unique per kind, so the
+# database holds rules such as one active training job per task (NULLs never collide).
+class JobLease(Model):
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    job_id = fields.CharField(max_length=64)
+    group_key = fields.CharField(max_length=200, null=True)
+    active = fields.BooleanField(default=True, db_index=True)
+    owner = fields.CharField(max_length=200, null=True)
+    expires = fields.FloatField(null=True)
+    attempts = fields.IntField(default=0)
+    cancel = fields.BooleanField(default=False)
+    handle = fields.CharField(max_length=200, null=True)
+    cursor = fields.IntField(default=0)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "job_lease"
+        unique_together = (("kind", "job_id"), ("kind", "group_key"))

@@ -1,0 +1,1 @@
+"""Background jobs shared by several gateways: leases in the database (``leases``) decide who runs what."""
