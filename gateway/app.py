@@ -25,6 +25,7 @@ from gateway.auth import KeyCache, StaticKeys
 from gateway.db.connection import DatabaseMiddleware, open_database
 from gateway.db.keys import ensure_defaults
 from gateway.errors import exception_to_response
+from gateway.jobs.leases import JobLeases
 from gateway.media.pipeline import MediaPipeline
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.openai_api.chat import ChatService
@@ -45,11 +46,13 @@ from gateway.platform_api.variables import VariableService
 from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
+from gateway.training.backends import training_backend, worker_id
 from gateway.training.controllers import TrainingController
 from gateway.training.inference import TaskInference
-from gateway.training.service import TrainingService, local_model_dir
+from gateway.training.service import TrainingService
 from gateway.training.serving import TaskModels, VersionPublisher
 from models_store.image_store import ImageStore
+from models_store.store import Store, open_store
 
 log = logging.getLogger("vlmgw")
 
@@ -152,21 +155,22 @@ def create_app(
             media = MediaPipeline.from_settings(
                 settings, handoff_folder=engines is None and media_via_files(settings)
             )
-            image_store = ImageStore(settings.store_dir, max_pixels=settings.media_image_max_pixels)
+            store = open_store(settings.store_location, settings.store_cache_dir)
+            image_store = ImageStore(store, max_pixels=settings.media_image_max_pixels)
             images = ImageService(image_store, media.fetcher, settings.media_image_max_bytes)
             media.stored = images
             _platform_services(app.state, images)
             structured = StructuredOutputService(metrics, settings.structured_cache_size)
             app.state.chat_service = ChatService(pool, metrics, media, structured, registry)
             app.state.model_service = ModelService(pool, registry)
-            training = training_service(settings, image_store, say)
+            training = training_service(settings, store, image_store, say)
             app.state.training_service = training
             task_models = serve_task_models(app.state, registry, training)
             await pool.start()
             try:
                 register_adapters(registry, settings, say)
                 await task_models.register_all()
-                await training.resume_interrupted()
+                training.start_background()
                 yield
             finally:
                 await training.close()
@@ -215,16 +219,20 @@ def _platform_services(state: State, images: ImageService) -> None:
     state.sample_service = SampleService()
 
 
-def training_service(settings: Settings, images: ImageStore, say: Say) -> TrainingService:
-    """Training trains the spawned engine's base model (a local copy of its weights is needed)."""
+def training_service(settings: Settings, store: Store, images: ImageStore, say: Say) -> TrainingService:
+    """Training trains the engine's base model (``--model``): locally from a local copy of its weights,
+    or on Ray workers (``training_backends``)."""
     served = settings.engine_name if settings.model else ""
+    launch, base_model_dir = training_backend(settings, store)
     return TrainingService(
-        jobs_dir=settings.data_dir / "jobs",
-        adapters_dir=settings.store_dir / "adapters",
+        store=store,
+        leases=JobLeases("training", worker_id(), settings.job_lease_ttl_s),
+        launch=launch,
         image_root=images,
-        base_model_dir=lambda _name: local_model_dir(settings.model),
+        base_model_dir=base_model_dir,
         served_base_name=served,
         say=say,
+        max_jobs=settings.training_max_jobs,
     )
 
 
@@ -248,7 +256,7 @@ def register_adapters(registry: AdapterRegistry, settings: Settings, say: Say) -
 
 def serve_task_models(state: State, registry: AdapterRegistry, training: TrainingService) -> TaskModels:
     """Trained task models: resolved in chat, filtered per workspace in /v1/models, published by training."""
-    task_models = TaskModels(registry, training.served_base_name)
+    task_models = TaskModels(registry, training.served_base_name, training.adapter_path)
     state.chat_service.resolver = task_models
     state.model_service.visibility = task_models
     publisher = VersionPublisher(task_models, state.chat_service.complete)

@@ -81,6 +81,25 @@ class Settings(msgspec.Struct, kw_only=True):
     # How checked media reaches the engine: local files (file://) or base64 data URIs; auto: files when
     # the gateway spawned the engine on this machine (measured faster, benchmarks/README.md).
     media_handoff: Literal["auto", "file", "data"] = "auto"
+    # Scaling out (README "Scaling out"). The model store: a folder (default DATA_DIR/store) or a bucket,
+    # s3://bucket/prefix, with endpoint and credentials from the usual AWS_* variables.
+    store_url: str | None = None
+    # Training runs: child processes of the gateway ("local") or Ray jobs ("ray", at ray_address: the
+    # dashboard's URL, e.g. http://head:8265) with the resources each asks Ray for; how many one gateway
+    # runs at once (0: no limit); the job lease (renewed every third of it; when a gateway dies, another
+    # takes its jobs over once the lease has expired).
+    training_backend: Literal["local", "ray"] = "local"
+    training_max_jobs: int = 0
+    job_lease_ttl_s: float = 30.0
+    ray_address: str | None = None
+    ray_num_gpus: float = 1.0
+    ray_num_cpus: float = 1.0
+    ray_memory_bytes: int = 0
+    ray_python: str = "python"
+    ray_worker_cache_dir: str = "/tmp/vlmgw-store-cache"
+    # How engines get trained adapters: "path" (the gateway hands vLLM a folder on this machine) or
+    # "store" (engines on other hosts resolve adapter names from the store: vlm-gateway's vLLM plugin).
+    engine_adapter_source: Literal["path", "store"] = "path"
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)
@@ -103,6 +122,16 @@ class Settings(msgspec.Struct, kw_only=True):
     def store_dir(self) -> Path:
         """Where stored files (images, adapters) live: the model store's root."""
         return self.data_dir / "store"
+
+    @property
+    def store_location(self) -> str:
+        """The model store's URL, or its folder (``DATA_DIR/store``) by default."""
+        return self.store_url or str(self.store_dir)
+
+    @property
+    def store_cache_dir(self) -> Path:
+        """This gateway's local copy of files from a remote store (what vLLM and trainers read)."""
+        return self.data_dir / "cache" / "store"
 
     @property
     def db_url(self) -> str:
@@ -128,6 +157,8 @@ class Settings(msgspec.Struct, kw_only=True):
             settings = msgspec.convert(values, cls, strict=False, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid setting: {exc}") from exc
+        if settings.training_backend == "ray" and not settings.ray_address:
+            raise ValueError("invalid setting: training_backend ray needs ray_address (http://HEAD:8265)")
         if settings.structured_backend not in STRUCTURED_BACKENDS:
             allowed = ", ".join(STRUCTURED_BACKENDS)
             raise ValueError(f"invalid setting: structured_backend must be one of {allowed}")

@@ -113,12 +113,16 @@ class Store(ABC):
             count += 1
         return count
 
-    def copy_prefix(self, source: str, target: str) -> int:
-        """Copy every key under ``source/`` to the same relative key under ``target/``."""
-        sizes = self.sizes(source)
-        for key in sizes:
-            self.write(join(target, key.removeprefix(source.rstrip("/") + "/")), self.read(key))
-        return len(sizes)
+    def copy_prefix(self, source: str, target: str, skip: frozenset[str] = frozenset()) -> int:
+        """Copy every key under ``source/`` to the same relative key under ``target/``, except those whose
+        relative key starts with a name in ``skip``; how many were copied."""
+        count = 0
+        for key in self.keys(source):
+            relative = key.removeprefix(source.rstrip("/") + "/")
+            if relative.split("/")[0] not in skip:
+                self.write(join(target, relative), self.read(key))
+                count += 1
+        return count
 
     @property
     def is_local(self) -> bool:

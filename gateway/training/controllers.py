@@ -3,6 +3,7 @@ model versions and their loss curves."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -20,7 +21,7 @@ from gateway.platform_api.common import DEFAULT_PAGE_SIZE, get_in_workspace, pag
 from gateway.platform_api.controllers import PageNo, PageSize, WorkspaceQ, page_request, to_page
 from gateway.training import schemas as wire
 from gateway.training.inference import Prediction, PredictRequest, TaskInference
-from gateway.training.service import TrainingService, TrainRequest, loss_curve_png
+from gateway.training.service import TrainingService, TrainRequest
 
 _decode_train = msgspec.json.Decoder(TrainRequest).decode
 
@@ -177,10 +178,15 @@ class TrainingController(Controller):
         media_type="image/png",
     )
     async def loss_curve(
-        self, request: Request[Any, Any, Any], model_id: FromPath[uuid.UUID], workspace: WorkspaceQ = None
+        self,
+        request: Request[Any, Any, Any],
+        model_id: FromPath[uuid.UUID],
+        training_service: NamedDependency[TrainingService],
+        workspace: WorkspaceQ = None,
     ) -> File:
         row = await _version_in(await workspace_for(_principal(request), workspace), model_id)
-        return File(path=loss_curve_png(row), media_type="image/png", content_disposition_type="inline")
+        path = await asyncio.to_thread(training_service.loss_curve_png, row)
+        return File(path=path, media_type="image/png", content_disposition_type="inline")
 
 
 async def _version_in(ws: uuid.UUID, model_id: uuid.UUID) -> db.ModelVersion:

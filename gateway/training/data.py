@@ -2,8 +2,9 @@
 
 The train endpoint refuses to start when any sample is bad (no images, values that break their variable's
 rules, a template that does not render, a prompt placeholder the sample's metadata lacks) and lists each
-offending sample, so the user can fix them all at once. Image paths point into the content-addressed store,
-which the training child reads directly.
+offending sample, so the user can fix them all at once. Image paths are the images' store keys relative to
+a job's folder (``jobs/<id>/``): ``../../images/ab/cd/<sha256>``, so they hold wherever the store is
+mirrored (the store's own folder, a gateway's cache, a training worker's cache).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from finetune.variables import VariableSpec
 from gateway.db import models as db
 from gateway.platform_api.variable_rules import definition
 from gateway.platform_api.variables import unwrap
-from models_store.image_store import ImageStore
+from models_store.image_store import ImageStore, image_key
+
+FROM_JOB_FOLDER = "../../"  # from jobs/<id>/ back to the store's root
 
 
 @dataclass
@@ -103,7 +106,7 @@ async def sample_records(dataset: db.Dataset, store: ImageStore) -> list[SampleR
     values = await db.VariableValue.filter(sample_id__in=ids).prefetch_related("variable")
     images: dict[uuid.UUID, list[str]] = {}
     for link in links:
-        images.setdefault(link.sample_id, []).append(str(store.path_for(link.image.sha256)))
+        images.setdefault(link.sample_id, []).append(FROM_JOB_FOLDER + image_key(link.image.sha256))
     answers: dict[uuid.UUID, dict[str, Any]] = {}
     for value in values:
         answers.setdefault(value.sample_id, {})[value.variable.name] = unwrap(value.value)

@@ -79,7 +79,11 @@ def write_eval_plan(job_dir: Path, plan: EvalPlan) -> None:
 
 
 def read_eval_plan(job_dir: Path) -> EvalPlan:
-    return msgspec.json.decode((job_dir / "eval.json").read_bytes(), type=EvalPlan)
+    """The job's plan, its relative image paths (store keys from the job's folder) made local paths."""
+    plan = msgspec.json.decode((job_dir / "eval.json").read_bytes(), type=EvalPlan)
+    for sample in plan.held_out:
+        sample.images = [str(job_dir / p) if not Path(p).is_absolute() else p for p in sample.images]
+    return plan
 
 
 def _data_uri(path: str) -> str:

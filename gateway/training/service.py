@@ -2,11 +2,12 @@
 
 Flow: ``start`` checks the data (every bad sample listed in one 400), refuses a second active job for the
 task (409), writes the job's spec (examples, held-out examples, base model, hyper-parameters) and starts
-``python -m finetune run`` through the ``JobManager``. When the child succeeds, ``_publish`` moves the
-adapter into the model store as version N+1, registers it with the engine's adapter registry, evaluates it
+the trainer through the ``JobManager`` (which owns the job through its lease in the database, so any gateway
+may finish it). When the trainer succeeds, ``_publish`` copies the adapter in the model store to
+``adapters/<task>/v<N>/`` as version N+1, registers it with the engine's adapter registry, evaluates it
 (and the base model and the previous version) on the held-out samples, and moves ``production_version``
 when the task has ``auto_deploy``. If any of that fails, the version is removed again: a failed job
-registers nothing.
+registers nothing. ``ModelVersion.adapter_dir`` is the adapter's store key (older rows: a local path).
 
 Served names: ``task-<task id>-v<N>`` for a version, ``task-<task id>`` for the task's production version.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import shutil
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,11 +28,13 @@ from tortoise.functions import Max
 from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError, NotFoundError
 from gateway.platform_api.common import get_in_workspace
+from gateway.training.backends import LaunchRun
 from gateway.training.data import collect_task_data, example_payloads
-from gateway.training.evaluation import eval_plan, write_eval_plan
-from gateway.training.jobs import JobManager, JobStatus
-from gateway.training.names import task_model_name
+from gateway.training.evaluation import eval_plan
+from gateway.training.jobs import GroupBusy, JobManager, JobStatus
+from gateway.training.names import task_model_name, version_model_name
 from gateway.training.runner import JobResult, TrainingEvent
+from models_store.store import Store, join
 
 log = logging.getLogger("vlmgw.training")
 
@@ -84,10 +86,19 @@ class DbJobStore:
             changes["eta_s"] = None
         await db.TrainingJob.filter(id=uuid.UUID(job_id)).update(**changes)
 
-    async def interrupted_jobs(self) -> list[str]:
-        """Jobs a previous run of this gateway left unfinished (stopped cleanly, or killed outright)."""
-        rows = await db.TrainingJob.filter(status__in=ACTIVE_STATUSES).values_list("id", flat=True)
-        return [str(r) for r in rows]
+    async def status(self, job_id: str) -> JobStatus | None:
+        job = await db.TrainingJob.filter(id=uuid.UUID(job_id)).first()
+        return job.status if job is not None else None  # type: ignore[return-value]
+
+    async def active_jobs(self) -> list[tuple[str, str]]:
+        """Unfinished jobs with their lease group (one active job per task)."""
+        rows = await db.TrainingJob.filter(status__in=ACTIVE_STATUSES).values_list("id", "task_id")
+        return [(str(job), task_group(task)) for job, task in rows]
+
+
+def task_group(task_id: uuid.UUID | str) -> str:
+    """The lease group of a task's jobs: the database allows one active job per group."""
+    return f"task:{task_id}"
 
 
 def describe(event: TrainingEvent) -> str:
@@ -106,22 +117,24 @@ class TrainingService:
     def __init__(
         self,
         *,
-        jobs_dir: Path,
-        adapters_dir: Path,
+        store: Store,
+        leases: Any,
+        launch: LaunchRun,
         image_root: Any,
         base_model_dir: Callable[[str], str],
         served_base_name: str,
         say: Callable[[str], None] = print,
-        command: Callable[[Path, bool], list[str]] | None = None,
+        max_jobs: int = 0,
     ) -> None:
-        self.adapters_dir = adapters_dir
+        self.store = store
         self.images = image_root
         self.base_model_dir = base_model_dir
         self.served_base_name = served_base_name
         self.publish: Publisher | None = None
         self.unpublish: Unpublisher | None = None
-        self.jobs = JobManager(jobs_dir, DbJobStore(), self._publish, say=say, command=command)
+        self.jobs = JobManager(store, DbJobStore(), leases, launch, self._publish, say=say, max_jobs=max_jobs)
         self._task_locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._background: asyncio.Task[None] | None = None
 
     async def start(self, ws: uuid.UUID, task_id: uuid.UUID, body: TrainRequest) -> db.TrainingJob:
         """Check the task's data and start a job; 400 listing every bad sample, 409 if one is active."""
@@ -134,8 +147,10 @@ class TrainingService:
                 count = len(data.problems)
                 message = f"The task's data cannot be trained on ({count} problems)"
                 raise FieldsInvalidError(data.problems, message=message)
+            job_id = uuid.uuid4()
+            await self._reserve(task, job_id)
             job = await db.TrainingJob.create(
-                task=task, status="queued", train_samples=len(data.train),
+                id=job_id, task=task, status="queued", train_samples=len(data.train),
                 test_samples=len(data.held_out), hyperparameters=body.hyperparameters,
             )  # fmt: skip
             spec = {
@@ -149,12 +164,23 @@ class TrainingService:
             }
             plan = eval_plan(data, max_tokens=min(task.max_tokens, MAX_EVAL_TOKENS))
             try:
-                write_eval_plan(self.jobs.job_dir(str(job.id)), plan)
+                await self.jobs.write_file(str(job.id), "eval.json", msgspec.json.encode(plan))
                 await self.jobs.start(str(job.id), msgspec.json.encode(spec))
             except Exception as exc:
                 await self.jobs.store.set_status(str(job.id), "failed", error=f"could not start: {exc}")
+                await self.jobs.leases.finish(str(job.id))
                 raise
             return await db.TrainingJob.get(id=job.id)
+
+    async def _reserve(self, task: db.Task, job_id: uuid.UUID) -> None:
+        """The job's lease for this gateway; the database refuses a second active job of the task (409)."""
+        try:
+            await self.jobs.reserve(str(job_id), task_group(task.id))
+        except GroupBusy:
+            await self._refuse_if_active(task)  # names the active job
+            raise ConflictError(
+                f"Task {task.id} already has an active training job.", code="training_in_progress"
+            ) from None
 
     @staticmethod
     async def _refuse_if_active(task: db.Task) -> None:
@@ -185,8 +211,7 @@ class TrainingService:
         job = await self.get(ws, job_id)
         if job.status in FINAL_STATUSES:
             raise ConflictError(f"Training job {job_id} has already {job.status}.", code="job_finished")
-        if not await self.jobs.cancel(str(job.id)):
-            await self.jobs.store.set_status(str(job.id), "cancelled")
+        await self.jobs.cancel_anywhere(str(job.id))
         return await db.TrainingJob.get(id=job.id)
 
     async def resume(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
@@ -196,10 +221,16 @@ class TrainingService:
             raise ConflictError(
                 f"Training job {job_id} is {job.status}; only a cancelled or failed job resumes."
             )
-        if not self.jobs.spec_path(str(job.id)).exists():
+        if not await asyncio.to_thread(self.jobs.has_spec, str(job.id)):
             raise ConflictError(f"Training job {job_id} has no spec left to resume from.", code="job_gone")
         async with self._task_locks.setdefault(job.task_id, asyncio.Lock()):
-            await self._refuse_if_active(await db.Task.get(id=job.task_id))
+            task = await db.Task.get(id=job.task_id)
+            await self._refuse_if_active(task)
+            try:
+                await self.jobs.reopen(str(job.id), task_group(task.id))
+            except GroupBusy:
+                await self._refuse_if_active(task)
+                raise ConflictError(f"Task {task.id} already has an active training job.") from None
             await db.TrainingJob.filter(id=job.id).update(error=None, finished=None)
             await self.jobs.start(str(job.id), b"", resume=True)
         return await db.TrainingJob.get(id=job.id)
@@ -214,17 +245,39 @@ class TrainingService:
             for version in versions:
                 if self.unpublish is not None:
                     await self.unpublish(task, version)
-            shutil.rmtree(self.adapters_dir / str(task.id), ignore_errors=True)
+                await asyncio.to_thread(self.store.delete, served_adapter_key(task.id, version))
+            await asyncio.to_thread(self.store.delete_prefix, f"adapters/{task.id}")
             for job_id in jobs:
-                shutil.rmtree(self.jobs.job_dir(job_id), ignore_errors=True)
+                await self.jobs.delete_files(job_id)
 
         return cleanup
 
-    async def resume_interrupted(self) -> list[str]:
-        return await self.jobs.resume_interrupted()
+    def start_background(self) -> None:
+        """Heartbeat this gateway's job leases and take over jobs that are free (also its own, after a
+        restart); runs until ``close``."""
+        self._background = asyncio.create_task(self.jobs.run_forever(), name="training-leases")
 
     async def close(self) -> None:
         await self.jobs.close()
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
+
+    def adapter_path(self, adapter_dir: str) -> Path:
+        """A version's adapter folder on this machine (from the store; older rows hold a local path)."""
+        return local_adapter_path(self.store, adapter_dir)
+
+    def loss_curve_png(self, version: db.ModelVersion) -> Path:
+        key = join(version.adapter_dir.rsplit("/", 1)[0], "loss_curve.png")
+        if Path(version.adapter_dir).is_absolute():
+            path = Path(version.adapter_dir).parent / "loss_curve.png"
+        elif self.store.exists(key):
+            path = self.store.materialise(key)
+        else:
+            raise NotFoundError(f"Model version {version.version} has no loss curve.")
+        if not path.exists():
+            raise NotFoundError(f"Model version {version.version} has no loss curve.")
+        return path
 
     async def _publish(self, job_id: str, result: JobResult) -> None:
         """Make the trained adapter version N+1 of the task; undo everything if a step fails."""
@@ -232,34 +285,54 @@ class TrainingService:
         task: db.Task = job.task
         if result.adapter_dir is None:
             raise RuntimeError("the trainer reported no adapter directory")
-        trained = Path(result.adapter_dir)
+        adapter_name = Path(result.adapter_dir).name
+        output = join(self.jobs.job_key(job_id), "output")
         async with self._task_locks.setdefault(task.id, asyncio.Lock()):
             top = await db.ModelVersion.filter(task=task).annotate(m=Max("version")).values("m")
             version = (top[0]["m"] or 0) + 1 if top else 1
-            target = self.adapters_dir / str(task.id) / f"v{version}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(trained.parent, target, ignore=shutil.ignore_patterns("checkpoint*"))
+            target = f"adapters/{task.id}/v{version}"
+            await asyncio.to_thread(self.store.copy_prefix, output, target, frozenset({"checkpoints"}))
+            adapter_key = join(target, adapter_name)
             try:
-                adapter = target / trained.name
-                job_dir = self.jobs.job_dir(job_id)
+                served = version_model_name(task.id, version)
+                await asyncio.to_thread(self._index_adapter, served, adapter_key)
+                adapter = await asyncio.to_thread(self.store.materialise_dir, adapter_key)
+                job_dir = await self.jobs.materialise(job_id)
                 metrics = await self.publish(task, version, adapter, job_dir) if self.publish else {}
                 await db.ModelVersion.create(
                     task=task, version=version, base_model=self.served_base_name,
-                    adapter_dir=str(target / trained.name), metrics=metrics,
+                    adapter_dir=adapter_key, metrics=metrics,
                     hyperparameters=job.hyperparameters, train_samples=job.train_samples,
                     test_samples=job.test_samples, job=job,
                 )  # fmt: skip
             except BaseException:
                 if self.unpublish is not None:
                     await self.unpublish(task, version)
-                shutil.rmtree(target, ignore_errors=True)
+                await asyncio.to_thread(self.store.delete, served_adapter_key(task.id, version))
+                await asyncio.to_thread(self.store.delete_prefix, target)
                 raise
             job.version = version
             await job.save(update_fields=["version"])
             if task.auto_deploy:
                 task.production_version = version
                 await task.save(update_fields=["production_version", "updated"])
-        shutil.rmtree(trained.parent, ignore_errors=True)  # checkpoints are no longer needed
+        await asyncio.to_thread(self.store.delete_prefix, output)  # checkpoints are no longer needed
+
+    def _index_adapter(self, name: str, key: str) -> None:
+        """``lora/<served name>.json``: where engines that resolve adapters from the store find it."""
+        pointer = {"key": key, "base_model": self.served_base_name}
+        self.store.write(f"lora/{name}.json", msgspec.json.encode(pointer))
+
+
+def served_adapter_key(task_id: uuid.UUID, version: int) -> str:
+    return f"lora/{version_model_name(task_id, version)}.json"
+
+
+def local_adapter_path(store: Store, adapter_dir: str) -> Path:
+    """A version's adapter folder on this machine: a store key materialised, or an older row's path."""
+    if Path(adapter_dir).is_absolute():
+        return Path(adapter_dir)
+    return store.materialise_dir(adapter_dir)
 
 
 def local_model_dir(model: str | None) -> str:
@@ -282,10 +355,3 @@ def local_model_dir(model: str | None) -> str:
         raise FieldsInvalidError(
             {"base_model": f"no local copy of `{model}` to train from ({exc})"}
         ) from None
-
-
-def loss_curve_png(version: db.ModelVersion) -> Path:
-    path = Path(version.adapter_dir).parent / "loss_curve.png"
-    if not path.exists():
-        raise NotFoundError(f"Model version {version.version} has no loss curve.")
-    return path

@@ -9,14 +9,17 @@ them; the registry loads an adapter into vLLM on first use and unloads the least
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from adapters.registry import AdapterError, AdapterRegistry
 from gateway.db import models as db
 from gateway.errors import ModelNotFoundError
+from gateway.openai_api.models import card as model_card
 from gateway.openai_api.protocol import ModelCard, ModelList
 from gateway.training.evaluation import Complete, compare_versions, read_eval_plan
 from gateway.training.names import parse_model_name, task_model_name, version_model_name
@@ -25,9 +28,23 @@ log = logging.getLogger("vlmgw.training")
 
 
 class TaskModels:
-    def __init__(self, registry: AdapterRegistry, served_base_name: str) -> None:
+    """``adapter_path`` turns a version's ``adapter_dir`` (a model-store key) into a local folder."""
+
+    def __init__(
+        self, registry: AdapterRegistry, served_base_name: str, adapter_path: Callable[[str], Path] = Path
+    ) -> None:
         self.registry = registry
         self.base = served_base_name
+        self.adapter_path = adapter_path
+
+    async def _local(self, row: db.ModelVersion) -> Path | None:
+        """The version's adapter on this machine, or None when its files are gone."""
+        try:
+            path = await asyncio.to_thread(self.adapter_path, row.adapter_dir)
+        except (OSError, ValueError) as exc:
+            log.warning("model %s v%s: adapter files unavailable (%s)", row.task_id, row.version, exc)
+            return None
+        return path if path.is_dir() else None
 
     def register(self, task_id: uuid.UUID, version: int, adapter_dir: str | Path) -> str:
         name = version_model_name(task_id, version)
@@ -41,13 +58,14 @@ class TaskModels:
         """Register every stored version whose adapter files exist (at start-up)."""
         count = 0
         for row in await db.ModelVersion.all():
-            if not Path(row.adapter_dir).is_dir():
+            path = await self._local(row)
+            if path is None:
                 log.warning(
                     "model %s v%s: adapter files missing at %s", row.task_id, row.version, row.adapter_dir
                 )
                 continue
             try:
-                self.register(row.task_id, row.version, row.adapter_dir)
+                self.register(row.task_id, row.version, path)
                 count += 1
             except AdapterError as exc:
                 log.warning("model %s v%s not served: %s", row.task_id, row.version, exc)
@@ -69,14 +87,17 @@ class TaskModels:
         name = version_model_name(task_id, version)
         if self.registry.get(name) is None:
             row = await db.ModelVersion.filter(task_id=task_id, version=version).first()
-            if row is None or not Path(row.adapter_dir).is_dir():
+            path = await self._local(row) if row is not None else None
+            if path is None:
                 raise ModelNotFoundError(model)
-            self.register(task_id, version, row.adapter_dir)
+            self.register(task_id, version, path)
         return name
 
     async def visible(self, models: ModelList, workspace: str | None) -> ModelList:
         """The model list as one workspace sees it: its own task versions, plus a card per task alias."""
         ours = {str(t) for t in await db.Task.filter(workspace_id=workspace).values_list("id", flat=True)}
+        if await self._register_new(ours):  # versions another gateway published since
+            models = ModelList(data=[*models.data, *self._cards(ours, models)])
         kept: list[ModelCard] = []
         for card in models.data:
             parsed = parse_model_name(card.id)
@@ -93,6 +114,23 @@ class TaskModels:
                 )  # fmt: skip
                 kept.append(alias)
         return ModelList(data=kept)
+
+
+    async def _register_new(self, task_ids: set[str]) -> bool:
+        rows = await db.ModelVersion.filter(task_id__in=list(task_ids))
+        new = [r for r in rows if self.registry.get(version_model_name(r.task_id, r.version)) is None]
+        for row in new:
+            path = await self._local(row)
+            if path is not None:
+                self.register(row.task_id, row.version, path)
+        return bool(new)
+
+    def _cards(self, task_ids: set[str], models: ModelList) -> list[ModelCard]:
+        listed = {card.id for card in models.data}
+        ours = [s for s in self.registry.served_models() if s.id not in listed]
+        return [
+            model_card(s) for s in ours if (parsed := parse_model_name(s.id)) and str(parsed[0]) in task_ids
+        ]
 
 
 class VersionPublisher:

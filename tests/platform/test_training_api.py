@@ -60,7 +60,7 @@ async def train_client(
     app = create_app(settings, engines=[], say=lambda _m: None)
     async with AsyncTestClient(app=app) as client:
         service = app.state.training_service
-        service.jobs.command = lambda spec, resume: [sys.executable, str(script), str(spec)]
+        service.jobs.launch.command = lambda spec, resume: [sys.executable, str(script), str(spec)]
         service.publish = stand_in_publish  # no engine here: registration + evaluation run in integration
         yield client
 
@@ -127,7 +127,7 @@ async def test_train_publishes_a_version_with_events_and_loss_curve(
     curve = await train_client.get(f"/vlm/v2/model/{v1['id']}/loss-curve/", headers=api.headers)
     assert curve.status_code == 200 and curve.headers["content-type"] == "image/png"
     assert curve.content.startswith(b"\x89PNG")
-    stored = Path(train_client.app.state.training_service.adapters_dir) / task["id"] / "v1"
+    stored = train_client.app.state.training_service.store.local_path("adapters") / task["id"] / "v1"
     assert (stored / "adapter" / "adapter_config.json").exists() and not list(stored.glob("checkpoint*"))
 
 
@@ -218,8 +218,8 @@ async def test_crash_and_failed_publication_register_nothing(
     assert done["status"] == "failed" and "engine refused the adapter" in done["error"]
     versions = (await train_client.get(f"/vlm/v2/task/{task['id']}/models/", headers=api.headers)).json()
     assert versions["count"] == 0
-    assert not (Path(service.adapters_dir) / task["id"]).exists() or not any(
-        (Path(service.adapters_dir) / task["id"]).iterdir()
+    assert not (service.store.local_path("adapters") / task["id"]).exists() or not any(
+        (service.store.local_path("adapters") / task["id"]).iterdir()
     )
 
 
@@ -237,7 +237,7 @@ async def test_deleting_a_task_removes_its_jobs_versions_and_files(
     await api.post(f"/vlm/v2/training-job/{slow['id']}/cancel/", {}, status=200)
     job = await api.post(f"/vlm/v2/task/{task['id']}/train/", {})
     await wait_for(train_client, keys.a, job["id"], "succeeded", "failed")
-    adapters = Path(service.adapters_dir) / task["id"]
+    adapters = service.store.local_path("adapters") / task["id"]
     assert adapters.is_dir() and service.jobs.job_dir(job["id"]).is_dir()
     gone = await train_client.delete(f"/vlm/v2/task/{task['id']}/", headers=api.headers)
     assert gone.status_code == 204, gone.text
