@@ -115,7 +115,6 @@ class TaskModels:
                 kept.append(alias)
         return ModelList(data=kept)
 
-
     async def _register_new(self, task_ids: set[str]) -> bool:
         rows = await db.ModelVersion.filter(task_id__in=list(task_ids))
         new = [r for r in rows if self.registry.get(version_model_name(r.task_id, r.version)) is None]
