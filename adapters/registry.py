@@ -9,6 +9,10 @@ has the adapter loaded; ``ensure_loaded`` loads it there with ``POST /v1/load_lo
   ``entrypoints/openai/models/serving.py`` does); loads into one engine are serialised by a lock per engine,
   so its capacity check and load are one step.
 - Each engine holds at most ``capacity`` adapters; loading one more unloads the least recently used first.
+- Engines that resolve adapters from the shared model store themselves (``engines_resolve``: engines on
+  other hosts with vlm-gateway's vLLM plugin, ``adapters/vllm_store_resolver.py``) are not sent a path: the
+  first request for the name makes the engine fetch it. An engine whose model list already shows the adapter
+  (loaded there through any gateway) counts as warm.
 - An engine restart loses its adapters: when the pool reports the engine down, the registry forgets what
   it had loaded there and loads it again when the engine is back up (or on the next request). An engine
   that answers "not found" for a loaded adapter (restarted between polls) is handled the same way, by
@@ -68,12 +72,20 @@ def parse_adapter_flag(flag: str) -> tuple[str, str]:
 class AdapterRegistry:
     """Registered adapters and what each engine has loaded, in least-recently-used order."""
 
-    def __init__(self, pool: EnginePool, *, capacity: int = 4, max_rank: int | None = None) -> None:
+    def __init__(
+        self,
+        pool: EnginePool,
+        *,
+        capacity: int = 4,
+        max_rank: int | None = None,
+        engines_resolve: bool = False,
+    ) -> None:
         if capacity < 1:
             raise ValueError("an engine must be able to hold at least one adapter")
         self.pool = pool
         self.capacity = capacity
         self.max_rank = max_rank
+        self.engines_resolve = engines_resolve
         self._adapters: dict[str, Adapter] = {}
         self._loaded: dict[str, OrderedDict[str, float]] = {}  # engine url -> adapter name -> last use
         self._adapter_locks: dict[str, asyncio.Lock] = {}
@@ -140,7 +152,7 @@ class AdapterRegistry:
                 f"no engine serves `{adapter.base_model}`, the base model of adapter `{adapter.name}`"
             ) from None
         ready = [e for e in self.pool.engines if e.up and e.serves(adapter.base_model)]
-        warm = [e for e in ready if adapter.name in self._loaded.get(e.url, ())]
+        warm = [e for e in ready if adapter.name in self._loaded.get(e.url, ()) or adapter.name in e.models]
         return min(warm, key=lambda e: e.inflight) if warm else base_engine
 
     async def ensure_loaded(self, engine: Engine, name: str) -> None:
@@ -194,6 +206,8 @@ class AdapterRegistry:
                 log.warning("could not re-load adapter %s into %s: %s", name, engine.url, exc)
 
     async def _load(self, engine: Engine, adapter: Adapter) -> None:
+        if self.engines_resolve:
+            return  # the engine fetches it from the shared store on the first request for its name
         started = time.monotonic()
         try:
             await engine.client.load_lora(adapter.name, adapter.path)

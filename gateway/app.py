@@ -140,6 +140,7 @@ def create_app(
             pool,
             capacity=settings.adapter_capacity or settings.engine_max_loras,
             max_rank=settings.engine_max_lora_rank if settings.model is not None else None,
+            engines_resolve=settings.engine_adapter_source == "store",
         )
 
         def on_state(engine: Engine) -> None:

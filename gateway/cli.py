@@ -48,6 +48,18 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "--adapter", action="append", dest="adapters", metavar="NAME=DIR",
         help="serve the LoRA adapter in DIR as model NAME (repeatable); loaded into vLLM on first use",
     )  # fmt: skip
+    scale = parser.add_argument_group("scaling out (README: Scaling out)")
+    scale.add_argument(
+        "--store-url", help="model store: a folder (default DATA_DIR/store) or s3://bucket/prefix"
+    )
+    scale.add_argument(
+        "--training-backend", choices=["local", "ray"], help="where training runs (local children or Ray)"
+    )
+    scale.add_argument("--ray-address", help="Ray's job API (the dashboard), e.g. http://ray-head:8265")
+    scale.add_argument(
+        "--engine-adapter-source", choices=["path", "store"],
+        help="hand engines adapter folders (same host) or let them resolve names from the store",
+    )  # fmt: skip
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
 
@@ -108,6 +120,10 @@ def settings_from_args(args: argparse.Namespace, engine_args: list[str]) -> Sett
         "access_log",
         "structured_backend",
         "adapters",
+        "store_url",
+        "training_backend",
+        "ray_address",
+        "engine_adapter_source",
     )
     overrides = {name: getattr(args, name, None) for name in names}
     if engine_args:

@@ -166,3 +166,38 @@ async def test_adapter_whose_files_vanished_is_a_clear_502(
         resp = await client.post("/v1/chat/completions", json=body)
     assert resp.status_code == 502
     assert "could not load adapter `colours`" in resp.json()["error"]["message"]
+
+
+async def test_engines_that_resolve_from_the_store_are_not_sent_a_path(
+    pool: EnginePool, fake_engine: FakeVLLM, tmp_path: Path
+) -> None:
+    registry = AdapterRegistry(pool, capacity=1, max_rank=16, engines_resolve=True)
+    for name in ("a", "b"):
+        registry.register(name, adapter_dir(tmp_path, name))
+    await registry.engine_for("a")
+    assert fake_engine.lora_calls == []  # the engine fetches `a` itself on the request's arrival
+    await registry.engine_for("b")  # over capacity: the least recently used is still unloaded by name
+    assert fake_engine.lora_calls == [("unload", "a")]
+
+
+async def test_a_replica_whose_model_list_shows_the_adapter_is_preferred(
+    fake_engine: FakeVLLM, tmp_path: Path
+) -> None:
+    from tests.fakes import FakeVLLM as Fake
+
+    other = Fake()
+    other.start()
+    try:
+        engines = [Engine(EngineClient(url, connect_timeout_s=1.0)) for url in (fake_engine.url, other.url)]
+        pool = EnginePool(engines)
+        other.loras["a"] = "/resolved/by/another/gateway"
+        await pool.refresh_all()
+        registry = AdapterRegistry(pool, engines_resolve=True)
+        registry.register("a", adapter_dir(tmp_path, "a"))
+        engines[0].inflight = 0
+        engines[1].inflight = 5  # busier, but it holds the adapter
+        assert await registry.engine_for("a") is engines[1]
+    finally:
+        for engine in engines:
+            await engine.client.aclose()
+        other.stop()
