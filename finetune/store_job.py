@@ -78,6 +78,21 @@ def materialise_job(store: Store, job: str) -> Path:
     return folder
 
 
+def local_spec(folder: Path) -> Path:
+    """The spec to train: as stored, or (when it names the base model by a Hugging Face id rather than a
+    folder) a copy beside it naming this machine's copy of the model in its Hugging Face cache."""
+    spec = json.loads((folder / "spec.json").read_bytes())
+    base = str(spec.get("base_model", ""))
+    if not base or Path(base).is_absolute() or (folder / base).is_dir():
+        return folder / "spec.json"
+    from huggingface_hub import snapshot_download
+
+    spec["base_model"] = snapshot_download(base, local_files_only=True)  # never downloaded here
+    path = folder / "spec.local.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
 def run_store_job(url: str, job: str, *, cache: Path | None, resume: bool, quiet: bool) -> int:
     """Materialise, train and push one job; the exit status of ``python -m finetune run``."""
     from finetune.__main__ import train_spec_file
@@ -86,7 +101,7 @@ def run_store_job(url: str, job: str, *, cache: Path | None, resume: bool, quiet
     folder = materialise_job(store, job)
     output_dir = json.loads((folder / "spec.json").read_bytes()).get("output_dir", "output")
     progress = SyncingProgress(store, join(job, output_dir), folder / output_dir, human=not quiet)
-    code = train_spec_file(folder / "spec.json", progress, resume=resume)
+    code = train_spec_file(local_spec(folder), progress, resume=resume)
     if code != 0:
         progress.push_checkpoints()  # a cancelled run's last checkpoint
     return code
