@@ -20,6 +20,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
+from finetune.checkpoint import STATE_FILE
 from finetune.progress import Progress
 from models_store.store import Store, join, open_store
 
@@ -43,6 +44,11 @@ class SyncingProgress(Progress):
         self.store.push_dir(self.output, self.output_key, skip=frozenset({"checkpoints"}))
         super().done(adapter_dir=adapter_dir, **fields)
 
+    def _push_checkpoint(self, local: Path, prefix: str) -> None:
+        """The trainer state last: a checkpoint counts (``checkpoint.latest``) only once it is complete."""
+        self.store.push_dir(local, prefix, skip=frozenset({STATE_FILE}))
+        self.store.upload(join(prefix, STATE_FILE), local / STATE_FILE)
+
     def push_checkpoints(self) -> None:
         local = self.output / "checkpoints"
         prefix = join(self.output_key, "checkpoints")
@@ -50,8 +56,8 @@ class SyncingProgress(Progress):
             return
         kept = {p.name for p in local.iterdir() if p.is_dir() and p.name.startswith("step-")}
         for step in sorted(kept):
-            if not self.store.keys(join(prefix, step)):
-                self.store.push_dir(local / step, join(prefix, step))
+            if not self.store.exists(join(prefix, step, STATE_FILE)):
+                self._push_checkpoint(local / step, join(prefix, step))
         for key in self.store.keys(prefix):
             if key.removeprefix(prefix + "/").split("/")[0] not in kept:
                 self.store.delete(key)
