@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from gateway.jobs.leases import Claim, GroupBusy, JobLeases
 from gateway.training.backends import LaunchRun, Run, RunRequest
@@ -82,6 +82,7 @@ class JobManager:
         self._runs: dict[str, Run] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._fenced: set[str] = set()
+        self._side_tasks: set[asyncio.Future[Any]] = set()
         self._closing = False
         self._last_renewal = time.monotonic()
         self._shown: dict[str, int] = {}  # job id -> last tenth of progress printed
@@ -200,7 +201,7 @@ class JobManager:
         for job_id in renewal.lost & set(self._runs):
             await self._abandon(job_id, "its lease was taken over by another gateway")
         for job_id in renewal.cancel & set(self._runs):
-            asyncio.create_task(self.cancel(job_id), name=f"cancel-{job_id}")  # noqa: RUF006
+            self._background(self.cancel(job_id))
         if self._closing:
             return
         room = self.max_jobs - len(self._runs) if self.max_jobs else 8
@@ -208,9 +209,18 @@ class JobManager:
             await self._adopt(claim)
 
     def _fence_if_stale(self) -> None:
-        if time.monotonic() - self._last_renewal > self.leases.ttl_s * 0.8:
-            for job_id in list(self._runs):
-                asyncio.create_task(self._abandon(job_id, "its lease could not be renewed"))  # noqa: RUF006
+        """Leases not renewed for most of their time may be another gateway's soon: stop the runs here."""
+        if time.monotonic() - self._last_renewal <= self.leases.ttl_s * 0.8 or not self._runs:
+            return
+        log.warning("training job leases not renewed in time; stopping %s here", ", ".join(self._runs))
+        self._fenced.update(self._runs)
+        for run in list(self._runs.values()):
+            self._background(run.abandon())
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     async def _abandon(self, job_id: str, why: str) -> None:
         """Stop running a job without touching its status: another gateway owns it (or soon will)."""
@@ -289,6 +299,9 @@ class JobManager:
             self._fenced.discard(job_id)
 
     async def _finish(self, job_id: str, result: JobResult) -> None:
+        if job_id not in (await self.leases.renew(set(self._runs))).held:
+            log.warning("training job %s ended here after its lease was lost; left to its owner", job_id)
+            return
         if result.outcome == "cancelled" and self._closing:
             await self.store.set_status(job_id, "interrupted")
             await self.leases.release(job_id)
@@ -299,9 +312,6 @@ class JobManager:
             )
             await self.store.set_status(job_id, result.outcome, error=result.error)
             await self.leases.finish(job_id)
-            return
-        if job_id not in (await self.leases.renew(set(self._runs))).held:
-            log.warning("training job %s finished here after its lease was lost; not publishing", job_id)
             return
         try:
             await self.on_succeeded(job_id, result)

@@ -228,3 +228,15 @@ async def test_console_shows_a_line_per_tenth_of_the_run(tmp_path: Path, databas
     await until_done(manager, "j6")
     bars = [line for line in lines if "step" in line]
     assert 10 <= len(bars) <= 11 and bars[-1].count("step 100/100") == 1
+
+
+async def test_a_gateway_that_cannot_renew_stops_its_runs_and_leaves_the_jobs_alone(
+    tmp_path: Path, database: None
+) -> None:
+    store, registered = MemoryStore(), []
+    manager = make_manager(tmp_path, store, registered, ttl_s=2.0)
+    await start(manager, "j10", {"steps": 10_000, "sleep": 0.01})
+    manager._last_renewal -= 100  # the database has not answered its heartbeats for a long time
+    manager._fence_if_stale()
+    await until_done(manager, "j10")
+    assert store.last("j10") == "running" and registered == []  # whoever takes the lease decides the end
