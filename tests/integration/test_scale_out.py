@@ -50,24 +50,25 @@ LEASE_TTL_S = 4
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    admin = asyncio.run(postgres_admin())
-    if admin is None:
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}: the scale-out test needs one")
     name = f"vlmgw_scale_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    asyncio.run(admin.close())
+    if not asyncio.run(_admin(f'CREATE DATABASE "{name}"')):
+        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}: the scale-out test needs one")
     try:
         yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _admin(sql: str) -> None:
+async def _admin(sql: str) -> bool:
+    """Run one statement on the maintenance database; False when no server answers."""
     admin = await postgres_admin()
+    if admin is None:
+        return False
     try:
         await admin.execute(sql)
     finally:
         await admin.close()
+    return True
 
 
 @pytest.fixture(scope="module")
