@@ -63,7 +63,7 @@ class ChatService:
         """``workspace``: the caller's workspace (``image://ID`` parts, task models); None skips the check."""
         plan = self.structured.plan(req)
         target = await self.catalog.resolve(req.model, workspace)
-        media = await self.media.prepare(req, _ws(workspace))
+        media = await self.media.prepare(_for_engine(req, target), _ws(workspace))
         try:
             if plan is not None:  # structured output: constrain, check, retry (gateway.structured)
                 send = functools.partial(self._complete, target)
@@ -89,7 +89,7 @@ class ChatService:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
         plan = self.structured.plan(req)
         target = await self.catalog.resolve(req.model, workspace)
-        media = await self.media.prepare(req, _ws(workspace))
+        media = await self.media.prepare(_for_engine(req, target), _ws(workspace))
         upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
         body = _encode(upstream) if plan is None else self.structured.upstream_body(upstream, plan)
         watch = None if plan is None else self.structured.watch(plan)
@@ -157,6 +157,11 @@ class ChatService:
             if not wants_usage:
                 return None
         return sse(_encode(chunk))
+
+
+def _for_engine(req: ChatCompletionRequest, target: Target) -> ChatCompletionRequest:
+    """The request with the model name the engine knows (a task model's adapter, say)."""
+    return req if req.model == target.model else msgspec.structs.replace(req, model=target.model)
 
 
 def _ws(workspace: Workspace) -> str | None:
