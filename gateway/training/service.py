@@ -20,19 +20,20 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from tortoise.functions import Max
 
+from gateway.catalog.names import task_model_name, version_model_name
 from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError, NotFoundError
-from gateway.platform_api.common import get_in_workspace
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
+from gateway.training import schemas as wire
 from gateway.training.backends import LaunchRun
 from gateway.training.data import collect_task_data, example_payloads
 from gateway.training.evaluation import eval_plan
 from gateway.training.jobs import GroupBusy, JobManager, JobStatus
-from gateway.training.names import task_model_name, version_model_name
 from gateway.training.runner import JobResult, TrainingEvent
 from models_store.store import Store, join
 
@@ -51,9 +52,14 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     workspace: str | None = None
 
 
-# (task, version, adapter dir, job dir) -> metrics; set by the app (gateway.training.serving).
-Publisher = Callable[[db.Task, int, Path, Path], Awaitable[dict[str, Any]]]
-Unpublisher = Callable[[db.Task, int], Awaitable[None]]
+class Publisher(Protocol):
+    """The serving side of a new version (``gateway.training.publication.VersionPublisher``)."""
+
+    async def publish(self, task: db.Task, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
+        """Serve the version and return its metrics (raise to refuse it)."""
+        ...
+
+    async def unpublish(self, task: db.Task, version: int) -> None: ...
 
 
 class DbJobStore:
@@ -123,6 +129,7 @@ class TrainingService:
         image_root: Any,
         base_model_dir: Callable[[str], str],
         served_base_name: str,
+        publisher: Publisher,
         say: Callable[[str], None] = print,
         max_jobs: int = 0,
     ) -> None:
@@ -130,8 +137,7 @@ class TrainingService:
         self.images = image_root
         self.base_model_dir = base_model_dir
         self.served_base_name = served_base_name
-        self.publish: Publisher | None = None
-        self.unpublish: Unpublisher | None = None
+        self.publisher = publisher
         self.jobs = JobManager(store, DbJobStore(), leases, launch, self._publish, say=say, max_jobs=max_jobs)
         self._task_locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._background: asyncio.Task[None] | None = None
@@ -207,6 +213,37 @@ class TrainingService:
             raise NotFoundError(f"Training job {job_id} not found.")
         return job
 
+    async def jobs_page(self, ws: uuid.UUID, task_id: uuid.UUID, page: PageRequest) -> Page:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        query = db.TrainingJob.filter(task=task).order_by("-created")
+        return await paginate(query, page, _render(wire.job_out))
+
+    async def events_page(self, ws: uuid.UUID, job_id: uuid.UUID, page: PageRequest) -> Page:
+        job = await self.get(ws, job_id)
+        return await paginate(db.TrainingEvent.filter(job=job).order_by("id"), page, _render(wire.event_out))
+
+    async def versions_page(self, ws: uuid.UUID, task_id: uuid.UUID, page: PageRequest) -> Page:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        query = db.ModelVersion.filter(task=task).order_by("-version")
+        return await paginate(query, page, _render(lambda r: wire.version_out(r, task.production_version)))
+
+    async def version(self, ws: uuid.UUID, model_id: uuid.UUID) -> wire.ModelVersion:
+        row = await self._version_in(ws, model_id)
+        task = await db.Task.get(id=row.task_id)
+        return wire.version_out(row, task.production_version)
+
+    async def loss_curve(self, ws: uuid.UUID, model_id: uuid.UUID) -> Path:
+        """The PNG of a version's training loss curve (a local copy when the store is a bucket)."""
+        version = await self._version_in(ws, model_id)
+        return await asyncio.to_thread(self._loss_curve_png, version)
+
+    @staticmethod
+    async def _version_in(ws: uuid.UUID, model_id: uuid.UUID) -> db.ModelVersion:
+        row = await db.ModelVersion.filter(id=model_id, task__workspace_id=ws).first()
+        if row is None:
+            raise NotFoundError(f"Model {model_id} not found.")
+        return row
+
     async def cancel(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
         job = await self.get(ws, job_id)
         if job.status in FINAL_STATUSES:
@@ -243,8 +280,7 @@ class TrainingService:
 
         async def cleanup() -> None:
             for version in versions:
-                if self.unpublish is not None:
-                    await self.unpublish(task, version)
+                await self.publisher.unpublish(task, version)
                 await asyncio.to_thread(self.store.delete, served_adapter_key(task.id, version))
             await asyncio.to_thread(self.store.delete_prefix, f"adapters/{task.id}")
             for job_id in jobs:
@@ -267,7 +303,7 @@ class TrainingService:
         """A version's adapter folder on this machine (from the store; older rows hold a local path)."""
         return local_adapter_path(self.store, adapter_dir)
 
-    def loss_curve_png(self, version: db.ModelVersion) -> Path:
+    def _loss_curve_png(self, version: db.ModelVersion) -> Path:
         key = join(version.adapter_dir.rsplit("/", 1)[0], "loss_curve.png")
         if Path(version.adapter_dir).is_absolute():
             path = Path(version.adapter_dir).parent / "loss_curve.png"
@@ -298,7 +334,7 @@ class TrainingService:
                 await asyncio.to_thread(self._index_adapter, served, adapter_key)
                 adapter = await asyncio.to_thread(self.store.materialise_dir, adapter_key)
                 job_dir = await self.jobs.materialise(job_id)
-                metrics = await self.publish(task, version, adapter, job_dir) if self.publish else {}
+                metrics = await self.publisher.publish(task, version, adapter, job_dir)
                 await db.ModelVersion.create(
                     task=task, version=version, base_model=self.served_base_name,
                     adapter_dir=adapter_key, metrics=metrics,
@@ -306,8 +342,7 @@ class TrainingService:
                     test_samples=job.test_samples, job=job,
                 )  # fmt: skip
             except BaseException:
-                if self.unpublish is not None:
-                    await self.unpublish(task, version)
+                await self.publisher.unpublish(task, version)
                 await asyncio.to_thread(self.store.delete, served_adapter_key(task.id, version))
                 await asyncio.to_thread(self.store.delete_prefix, target)
                 raise
@@ -355,3 +390,10 @@ def local_model_dir(model: str | None) -> str:
         raise FieldsInvalidError(
             {"base_model": f"no local copy of `{model}` to train from ({exc})"}
         ) from None
+
+
+def _render(one: Callable[[Any], Any]) -> Callable[[Any], Awaitable[list[Any]]]:
+    async def render(rows: Any) -> list[Any]:
+        return [one(r) for r in rows]
+
+    return render

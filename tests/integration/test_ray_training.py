@@ -62,16 +62,22 @@ def settings(s3: S3Server, ray_url: str, tmp_path_factory: pytest.TempPathFactor
         )  # fmt: skip
 
 
-async def stand_in_publish(task: Any, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
-    assert (adapter_dir / "adapter_config.json").is_file() and (job_dir / "eval.json").is_file()
-    return {"version": version}
+class StandInPublisher:
+    """Publishing without an engine: checks what it is handed (the adapter, fetched from the store)."""
+
+    async def publish(self, task: Any, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
+        assert (adapter_dir / "adapter_config.json").is_file() and (job_dir / "eval.json").is_file()
+        return {"version": version}
+
+    async def unpublish(self, task: Any, version: int) -> None:
+        pass
 
 
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
     app = create_app(settings, engines=[], say=lambda _m: None)
     async with AsyncTestClient(app=app, timeout=60) as client:
-        app.state.training_service.publish = stand_in_publish
+        app.state.services.training_service.publisher = StandInPublisher()
         yield client
 
 
@@ -144,7 +150,7 @@ async def test_a_restarted_gateway_reattaches_to_the_running_ray_job(
     # the first gateway stopped: its Ray job goes on, the lease is free for the next gateway
     second = create_app(settings, engines=[], say=lambda _m: None)
     async with AsyncTestClient(app=second, timeout=60) as client:
-        second.state.training_service.publish = stand_in_publish
+        second.state.services.training_service.publisher = StandInPublisher()
         job = await job_until(client, started["id"], lambda j: j["status"] in ("succeeded", "failed"))
         assert job["status"] == "succeeded" and job["step"] == 400, job
         path = f"/vlm/v2/training-job/{job['id']}/events/?page_size=500"
