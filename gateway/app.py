@@ -42,6 +42,8 @@ from gateway.platform_api.sample_controller import SampleController
 from gateway.platform_api.samples import SampleService
 from gateway.platform_api.tasks import DatasetService, TaskService
 from gateway.platform_api.variables import VariableService
+from gateway.predictions.controllers import PredictionController
+from gateway.predictions.setup import PlatformServices, build_predictions
 from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
@@ -162,13 +164,21 @@ def create_app(
             training = training_service(settings, image_store, say)
             app.state.training_service = training
             task_models = serve_task_models(app.state, registry, training)
+            predictions = build_predictions(
+                settings, chat=app.state.chat_service, models=app.state.model_service, media=media,
+                platform=PlatformServices(images, app.state.dataset_service, app.state.variable_service,
+                                          app.state.sample_service),
+            )  # fmt: skip
+            app.state.prediction_service = predictions.service
             await pool.start()
             try:
                 register_adapters(registry, settings, say)
                 await task_models.register_all()
                 await training.resume_interrupted()
+                await predictions.start()
                 yield
             finally:
+                await predictions.close()
                 await training.close()
                 await pool.stop()
                 await media.close()
@@ -184,7 +194,8 @@ def create_app(
         }
     )
     return Litestar(
-        route_handlers=[ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS],
+        route_handlers=[ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS,
+                        PredictionController],
         lifespan=[lifespan],
         state=state,
         dependencies={name: Provide(_from_state(name), sync_to_thread=False) for name in SERVICES},
@@ -203,7 +214,7 @@ PLATFORM_CONTROLLERS = [
 ]  # fmt: skip
 SERVICES = (
     "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
-    "sample_service", "image_service", "training_service", "task_inference",
+    "sample_service", "image_service", "training_service", "task_inference", "prediction_service",
 )  # fmt: skip
 
 

@@ -81,6 +81,18 @@ class Settings(msgspec.Struct, kw_only=True):
     # How checked media reaches the engine: local files (file://) or base64 data URIs; auto: files when
     # the gateway spawned the engine on this machine (measured faster, benchmarks/README.md).
     media_handoff: Literal["auto", "file", "data"] = "auto"
+    # vlm.run's predictions API (/v1/image/generate, README "Predictions"): batch jobs run at most
+    # `predictions_concurrency` at a time per gateway, each claimed for `predictions_lease_s` seconds
+    # (renewed while it runs); callbacks are retried with doubling back-off. `predictions_domains_dir`
+    # adds domain files (JSON) to the built-in ones.
+    predictions_concurrency: int = 2
+    predictions_lease_s: float = 60.0
+    predictions_poll_interval_s: float = 2.0
+    predictions_max_attempts: int = 5
+    predictions_domains_dir: Path | None = None
+    callback_max_attempts: int = 5
+    callback_backoff_s: float = 2.0
+    callback_timeout_s: float = 10.0
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)
