@@ -38,6 +38,13 @@ RETRY_DELAY_S = 10.0
 _encode = msgspec.json.Encoder().encode
 
 
+class _Unusable(Exception):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Signals:
     """Wake-ups: a batch prediction was stored; a prediction finished (its callback may be due)."""
@@ -140,16 +147,24 @@ class PredictionService:
     async def run_claimed(self, prediction_id: uuid.UUID) -> None:
         """Run a batch prediction this gateway has claimed (the runner's job function)."""
         row = await Prediction.get(id=prediction_id)
-        if row.attempts > self.max_attempts:
-            await self._fail(row.id, f"gave up after {row.attempts - 1} attempts", "too_many_attempts")
-            return
-        plan = msgspec.convert(row.plan, Plan)
         try:
-            media = await self.blobs.read(row.id, plan.mimes)
-        except FileNotFoundError:
-            await self._fail(row.id, "the prediction's stored media are missing", "media_missing")
+            plan, media = await self._stored_job(row)
+        except _Unusable as exc:
+            await self._fail(row.id, exc.message, exc.code)
             return
         await self._answer(row.id, row.workspace_id, row.model, plan, media, raise_errors=False)
+
+    async def _stored_job(self, row: Prediction) -> tuple[Plan, list[MediaItem]]:
+        if row.attempts > self.max_attempts:
+            raise _Unusable(f"gave up after {row.attempts - 1} attempts", "too_many_attempts")
+        try:
+            plan = msgspec.convert(row.plan, Plan)
+        except msgspec.ValidationError as exc:
+            raise _Unusable(f"the stored plan is unusable: {exc}", "invalid_plan") from None
+        try:
+            return plan, await self.blobs.read(row.id, plan.mimes)
+        except FileNotFoundError:
+            raise _Unusable("the prediction's stored media are missing", "media_missing") from None
 
     async def _answer(
         self, prediction_id: uuid.UUID, ws: uuid.UUID, model: str, plan: Plan, media: list[MediaItem],
