@@ -89,6 +89,7 @@ class Settings(msgspec.Struct, kw_only=True):
     predictions_lease_s: float = 60.0
     predictions_poll_interval_s: float = 2.0
     predictions_max_attempts: int = 5
+    predictions_retry_delay_s: float = 10.0  # a batch job waits this long when no engine is available
     predictions_domains_dir: Path | None = None
     callback_max_attempts: int = 5
     callback_backoff_s: float = 2.0

@@ -71,9 +71,10 @@ class ClaimStore:
         return updated == 1
 
     async def release(self, prediction_id: uuid.UUID, run_after: dt.datetime | None = None) -> bool:
-        """Give a running batch prediction back (shutdown, engine unavailable): pending again."""
+        """Give a running batch prediction back (shutdown, engine unavailable): pending again, and the
+        claim does not count as an attempt (only claims that end without a word, crashes, count)."""
         updated = await Prediction.filter(id=prediction_id, owner=self.owner, status="running").update(
-            status="pending", owner=None, lease_until=None, run_after=run_after
+            status="pending", owner=None, lease_until=None, run_after=run_after, attempts=F("attempts") - 1
         )
         return updated == 1
 

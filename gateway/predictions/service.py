@@ -34,7 +34,6 @@ from gateway.predictions.training_loop import TrainingLoop, target_for
 from gateway.predictions.webhook_secrets import WebhookSecrets
 
 SCHEMA_VERSION = "1"
-RETRY_DELAY_S = 10.0
 _encode = msgspec.json.Encoder().encode
 
 
@@ -68,6 +67,7 @@ class PredictionService:
         signals: Signals,
         video_frames: int = 8,
         max_attempts: int = 5,
+        retry_delay_s: float = 10.0,
     ) -> None:
         self.domains = domains
         self.intake = intake
@@ -80,6 +80,7 @@ class PredictionService:
         self.signals = signals
         self.video_frames = video_frames
         self.max_attempts = max_attempts
+        self.retry_delay_s = retry_delay_s
 
     # ------------------------------------------------------------ requests
 
@@ -174,7 +175,7 @@ class PredictionService:
             outcome = await self.executor.run(plan, media, model, str(ws))
         except (EngineUnavailable, EngineUnavailableError) as exc:
             if not raise_errors:  # a batch job waits for the engine instead of failing
-                run_after = self.claims.clock() + dt.timedelta(seconds=RETRY_DELAY_S)
+                run_after = self.claims.clock() + dt.timedelta(seconds=self.retry_delay_s)
                 await self.claims.release(prediction_id, run_after=run_after)
                 return
             await self._fail(prediction_id, *_error_of(exc))

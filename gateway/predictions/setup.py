@@ -80,6 +80,7 @@ def build_predictions(
         signals=signals,
         video_frames=settings.media_video_frames,
         max_attempts=settings.predictions_max_attempts,
+        retry_delay_s=settings.predictions_retry_delay_s,
     )
     runner = BatchRunner(
         claims, service.run_claimed, concurrency=settings.predictions_concurrency,

@@ -175,6 +175,7 @@ async def test_run_after_delays_a_released_job(ws: uuid.UUID) -> None:
     assert pid not in await store.runnable(100) and not await store.claim_run(pid)
     later = ClaimStore("gw-wait", lease_s=60, clock=lambda: utc_now() + dt.timedelta(seconds=31))
     assert pid in await later.runnable(100) and await later.claim_run(pid)
+    assert (await Prediction.get(id=pid)).attempts == 1  # a claim given back is not an attempt
 
 
 async def test_a_synchronous_prediction_whose_gateway_died_fails_and_calls_back(ws: uuid.UUID) -> None:

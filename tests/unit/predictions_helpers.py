@@ -28,7 +28,7 @@ FAST = {
 
 def gateway_client(fake: FakeVLLM, data_dir: Path, **overrides: Any) -> AsyncTestClient[Any]:
     """A test client of a gateway in front of ``fake`` (like the unit conftest's, for any fixture scope)."""
-    settings = Settings(data_dir=data_dir, engine_poll_interval_s=60.0, **overrides)
+    settings = Settings(data_dir=data_dir, **{"engine_poll_interval_s": 60.0, **overrides})
     engine = Engine(EngineClient(fake.url, connect_timeout_s=1.0, request_timeout_s=30.0))
     return AsyncTestClient(app=create_app(settings, engines=[engine], say=lambda _m: None))
 

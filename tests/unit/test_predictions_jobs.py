@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from gateway.db.connection import open_database
@@ -191,3 +192,47 @@ async def test_no_sample_without_permission_or_session_and_a_named_dataset_works
 async def _samples(api: Any) -> int:
     count: int = (await api.get("/vlm/v2/sample/")).json()["count"]
     return count
+
+
+async def test_a_batch_job_waits_while_the_engine_is_down_then_runs(tmp_path: Path) -> None:
+    fake = FakeVLLM(reply=reply(CAPTION))
+    fake.start()
+    try:
+        fast = {**FAST, "engine_poll_interval_s": 0.2, "predictions_retry_delay_s": 0.3}
+        async with gateway_client(fake, tmp_path, **fast) as client:
+            assert (await client.post(GENERATE, json=caption_body())).status_code == 201
+            fake.stop()
+            down = await client.post(GENERATE, json=caption_body())
+            assert down.status_code == 503 and "Retry-After" in down.headers
+            pid = (await client.post(GENERATE, json=caption_body(batch=True))).json()["id"]
+            await asyncio.sleep(1.5)  # tried several times against the stopped engine
+            waiting = (await client.get(f"/v1/predictions/{pid}")).json()
+            assert waiting["status"] in ("pending", "running") and waiting["completed_at"] is None
+            fake.start()
+            done = await wait_done(client, pid)
+            assert done["status"] == "completed" and done["response"] == CAPTION, done["error"]
+    finally:
+        fake.stop()
+
+
+async def test_a_job_whose_stored_media_are_gone_fails_saying_so(api: Any, data_dir: Path) -> None:
+    from gateway.db.models import Prediction, Workspace
+    from gateway.predictions.domains import BUILT_IN, DomainRegistry
+    from gateway.predictions.plan import build_plan
+    from gateway.predictions.schemas import GenerationConfig
+
+    plan = build_plan(DomainRegistry.load(BUILT_IN).get("image.caption"), GenerationConfig(), pages=1)
+    plan.mimes = ["image/png"]
+
+    async def insert() -> str:
+        async with open_database(Settings(data_dir=data_dir).db_url):
+            ws = await Workspace.get(name="alice-ws")
+            row = await Prediction.create(
+                workspace_id=ws.id, kind="image", domain="image.caption", model="vlm-1", batch=True,
+                status="pending", plan=msgspec.to_builtins(plan), media_count=1,
+            )  # fmt: skip
+            return str(row.id)
+
+    pid = await asyncio.to_thread(asyncio.run, insert())
+    done = await wait_done(api, pid)
+    assert done["status"] == "failed" and done["error"]["code"] == "media_missing"
