@@ -10,6 +10,7 @@ service's structured output.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,12 +23,14 @@ from gateway.errors import (
     ModelNotFoundError,
     UnprocessableError,
 )
+from gateway.media.errors import MediaError
 from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelList
 from gateway.predictions import grounding
 from gateway.predictions.intake import MediaItem
 from gateway.predictions.plan import Plan, chat_request
 
 DEFAULT_MODEL = "vlm-1"
+_CHAT_PART = re.compile(r"^messages\[0\]\.content\[(\d+)\]\.(?:image_url|video_url)\.url$")
 
 
 class Chat(Protocol):
@@ -70,8 +73,23 @@ class PredictionExecutor:
 
     async def run(self, plan: Plan, media: list[MediaItem], model: str, workspace: str) -> Outcome:
         served = await self.model_for(model, workspace)
-        completion = await self.chat.complete(chat_request(plan, media, served), workspace)
+        try:
+            completion = await self.chat.complete(chat_request(plan, media, served), workspace)
+        except MediaError as exc:  # name the prediction's input, not the chat message we built
+            raise relocated(exc, plan.kind) from None
         return interpret(plan, completion)
+
+
+def relocated(exc: MediaError, kind: str) -> MediaError:
+    """The media step's error about ``messages[0].content[i]`` as one about ``images[i]`` (or ``url``)."""
+    found = _CHAT_PART.match(exc.param or "")
+    if found is None:
+        return exc
+    param = "url" if kind == "video" else f"images[{found.group(1)}]"
+    exc.message = exc.message.replace(found.group(0), param)
+    exc.param = param
+    exc.args = (exc.message,)
+    return exc
 
 
 def interpret(plan: Plan, completion: ChatCompletion) -> Outcome:

@@ -5,6 +5,7 @@ Logic only; every domain on real vLLM is tests/integration/test_predictions.py.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -269,7 +270,7 @@ async def test_the_seed_request_replayed_with_a_fake_engine(api: Any, fake_engin
 
 async def test_video_generate_samples_frames_through_the_media_step(api: Any, fake_engine: FakeVLLM) -> None:
     fake_engine.reply = reply({"caption": "grey", "scenes": [], "tags": []})
-    clip = "data:video/mp4;base64," + __import__("base64").b64encode(video_bytes(seconds=1.0)).decode()
+    clip = "data:video/mp4;base64," + base64.b64encode(video_bytes(seconds=1.0)).decode()
     resp = await api.post("/v1/video/generate", json={"url": clip, "domain": "video.caption"})
     assert resp.status_code == 201, resp.text
     assert resp.json()["usage"]["element_type"] == "video"
@@ -278,12 +279,16 @@ async def test_video_generate_samples_frames_through_the_media_step(api: Any, fa
     assert parts[0]["text"].startswith("Video (")
 
 
+BROKEN_MP4 = "data:video/mp4;base64," + base64.b64encode(b"\x00\x00\x00\x18ftypmp42" + b"\x07" * 200).decode()
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
         ({"file_id": "file_abc", "domain": "video.caption"}, "file_id"),
         ({"domain": "video.caption"}, "url"),
         ({"url": "data:video/mp4;base64,AAAA", "domain": "video.caption"}, "url"),
+        ({"url": BROKEN_MP4, "domain": "video.caption"}, "url"),  # looks like an MP4, fails to decode
         ({"url": "x", "domain": "image.caption"}, "domain"),
         ({"url": "x", "domain": "video.caption", "metadata": {"session_id": "s"}}, "metadata.session_id"),
     ],
