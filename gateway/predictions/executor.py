@@ -71,10 +71,23 @@ class PredictionExecutor:
         if served not in {m.id for m in (await self.list_models(workspace)).data}:
             raise ModelNotFoundError(name)
 
+    async def context_length(self, served: str, workspace: str) -> int | None:
+        """The model's context length (an adapter's is its base model's), when the engine said it."""
+        cards = {m.id: m for m in (await self.list_models(workspace)).data}
+        card = cards.get(served)
+        if card is not None and card.max_model_len is None and card.parent is not None:
+            card = cards.get(card.parent)
+        return card.max_model_len if card is not None else None
+
     async def run(self, plan: Plan, media: list[MediaItem], model: str, workspace: str) -> Outcome:
+        """Ask ``model`` about ``media``. ``max_tokens`` above the model's context length (vlm.run's SDK
+        sends 65535) is capped at it, which vLLM would otherwise refuse; the engine then stops at whatever
+        room the prompt leaves."""
         served = await self.model_for(model, workspace)
+        limit = await self.context_length(served, workspace)
+        request = chat_request(plan, media, served, min(plan.max_tokens, limit or plan.max_tokens))
         try:
-            completion = await self.chat.complete(chat_request(plan, media, served), workspace)
+            completion = await self.chat.complete(request, workspace)
         except MediaError as exc:  # name the prediction's input, not the chat message we built
             raise relocated(exc, plan.kind) from None
         return interpret(plan, completion)

@@ -109,7 +109,7 @@ def build_plan(domain: Domain, config: GenerationConfig, pages: int) -> Plan:
     )  # fmt: skip
 
 
-def chat_request(plan: Plan, media: list[MediaItem], model: str) -> ChatCompletionRequest:
+def chat_request(plan: Plan, media: list[MediaItem], model: str, max_tokens: int) -> ChatCompletionRequest:
     """The chat completion that answers ``plan`` about ``media`` with ``model``."""
     parts: list[ContentPart] = []
     for item in media:
@@ -122,7 +122,7 @@ def chat_request(plan: Plan, media: list[MediaItem], model: str) -> ChatCompleti
     return ChatCompletionRequest(
         model=model,
         messages=[UserMessage(content=parts)],
-        max_tokens=plan.max_tokens,
+        max_tokens=max_tokens,
         temperature=plan.temperature,
         response_format=JsonSchemaFormat(JsonSchemaSpec(name=name, schema=plan.schema, strict=True)),
         max_retries=plan.max_retries or None,

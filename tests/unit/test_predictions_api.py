@@ -36,7 +36,7 @@ KEY = "unit-key"
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[FakeVLLM]:
-    fake = FakeVLLM()
+    fake = FakeVLLM(models=[{"id": "tiny", "created": 1, "root": "/m", "max_model_len": 2048}])
     fake.start()
     yield fake
     fake.stop()
@@ -80,7 +80,7 @@ async def test_a_caption_prediction_answers_201_in_vlmruns_shape(api: Any, fake_
     assert image["image_url"]["url"].startswith("data:image/png;base64,")
     assert text["text"].startswith("Write a one-sentence caption")
     assert "structured_outputs" in sent and "response_format" not in sent
-    assert (sent["max_tokens"], sent["temperature"]) == (4096, 0.0)
+    assert (sent["max_tokens"], sent["temperature"]) == (2048, 0.0)  # 4096 asked: capped at the context
     assert (await api.get(f"/v1/predictions/{body['id']}")).json() == body
 
 

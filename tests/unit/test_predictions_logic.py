@@ -253,3 +253,24 @@ def test_signature_is_vlmruns_hmac_sha256_of_the_raw_body() -> None:
     assert verify("k", body, sign("k", body))
     assert not verify("k", body + b" ", sign("k", body))
     assert not verify("other", body, sign("k", body))
+
+
+async def test_context_length_of_a_model_or_of_an_adapters_base() -> None:
+    from gateway.openai_api.protocol import ModelCard, ModelList
+    from gateway.predictions.executor import PredictionExecutor
+
+    cards = [
+        ModelCard(id="base", created=1, owned_by="x", max_model_len=2048),
+        ModelCard(id="lora", created=1, owned_by="x", parent="base"),
+        ModelCard(id="odd", created=1, owned_by="x"),
+    ]
+
+    async def listing(_workspace: str | None) -> ModelList:
+        return ModelList(data=cards)
+
+    executor = PredictionExecutor(chat=None, list_models=listing)  # type: ignore[arg-type]
+    assert await executor.context_length("base", "w") == 2048
+    assert await executor.context_length("lora", "w") == 2048
+    assert await executor.context_length("odd", "w") is None
+    assert await executor.context_length("gone", "w") is None
+    assert await executor.model_for("vlm-1", "w") == "base"
