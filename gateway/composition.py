@@ -46,6 +46,9 @@ from gateway.platform_api.sample_controller import SampleController
 from gateway.platform_api.samples import SampleService
 from gateway.platform_api.tasks import DatasetService, TaskService
 from gateway.platform_api.variables import VariableService
+from gateway.predictions.controllers import PredictionController
+from gateway.predictions.service import PredictionService
+from gateway.predictions.setup import PlatformServices, Predictions, build_predictions
 from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
@@ -57,7 +60,7 @@ from models_store.image_store import ImageStore
 from models_store.store import open_store
 
 ROUTES = [ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS, SampleController,
-          TrainingController]  # fmt: skip
+          TrainingController, PredictionController]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class Services:
     variable_service: VariableService
     sample_service: SampleService
     task_inference: TaskInference
+    prediction_service: PredictionService
+    predictions: Predictions  # the predictions API's background loops (batch runner, callbacks)
 
 
 def _provider(name: str) -> Callable[[State], Any]:
@@ -89,7 +94,7 @@ def _provider(name: str) -> Callable[[State], Any]:
 SERVICE_DEPENDENCIES = {
     f.name: Provide(_provider(f.name), sync_to_thread=False)
     for f in fields(Services)
-    if f.name not in ("db", "pool")
+    if f.name not in ("db", "pool", "predictions")
 }
 
 
@@ -120,8 +125,10 @@ async def running_services(
             services.catalog.register_adapters(settings.adapters, say)
             await services.task_models.register_all()
             services.training_service.start_background()  # job leases: heartbeat, take-overs
+            await services.predictions.start()
             yield services
         finally:
+            await services.predictions.close()
             await services.training_service.close()
             await pool.stop()
             await media.close()
@@ -153,10 +160,17 @@ def _build(
         say=say,
         max_jobs=settings.training_max_jobs,
     )
+    task_service, dataset_service = TaskService(on_delete=training.before_task_delete), DatasetService()
+    variable_service, sample_service = VariableService(), SampleService()
+    predictions = build_predictions(
+        settings, chat=chat, catalog=catalog, media=media,
+        platform=PlatformServices(images, dataset_service, variable_service, sample_service),
+    )  # fmt: skip
     services = Services(
         db=db, pool=pool, catalog=catalog, task_models=task_models, chat_service=chat, image_service=images,
-        training_service=training, task_service=TaskService(on_delete=training.before_task_delete),
-        dataset_service=DatasetService(), variable_service=VariableService(), sample_service=SampleService(),
-        task_inference=TaskInference(chat, served_base),
+        training_service=training, task_service=task_service, dataset_service=dataset_service,
+        variable_service=variable_service, sample_service=sample_service,
+        task_inference=TaskInference(chat, served_base), prediction_service=predictions.service,
+        predictions=predictions,
     )  # fmt: skip
     return services, media

@@ -100,6 +100,19 @@ class Settings(msgspec.Struct, kw_only=True):
     # How engines get trained adapters: "path" (the gateway hands vLLM a folder on this machine) or
     # "store" (engines on other hosts resolve adapter names from the store: vlm-gateway's vLLM plugin).
     engine_adapter_source: Literal["path", "store"] = "path"
+    # vlm.run's predictions API (/v1/image/generate, README "Predictions"): batch jobs run at most
+    # `predictions_concurrency` at a time per gateway, each claimed for `predictions_lease_s` seconds
+    # (renewed while it runs); callbacks are retried with doubling back-off. `predictions_domains_dir`
+    # adds domain files (JSON) to the built-in ones.
+    predictions_concurrency: int = 2
+    predictions_lease_s: float = 60.0
+    predictions_poll_interval_s: float = 2.0
+    predictions_max_attempts: int = 5
+    predictions_retry_delay_s: float = 10.0  # a batch job waits this long when no engine is available
+    predictions_domains_dir: Path | None = None
+    callback_max_attempts: int = 5
+    callback_backoff_s: float = 2.0
+    callback_timeout_s: float = 10.0
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)

@@ -334,3 +334,62 @@ class JobLease(Model):
     class Meta:
         table = "job_lease"
         unique_together = (("kind", "job_id"), ("kind", "group_key"))
+
+
+# ---------------------------------------------------------------- predictions (vlm.run's API, issue 16)
+
+
+# A prediction of ``/v1/image/generate`` or ``/v1/video/generate``: the checked request, its status and its
+# answer. Batch rows are claimed by one gateway at a time (``owner`` + ``lease_until``, set by a conditional
+# UPDATE in gateway.predictions.claims); the same pair guards the delivery of the callback afterwards.
+class Prediction(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="predictions", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    kind = fields.CharField(max_length=8)
+    domain = fields.CharField(max_length=100)
+    model = fields.CharField(max_length=500)
+    batch = fields.BooleanField(default=False)
+    status = fields.CharField(max_length=16, default="pending", db_index=True)
+    plan: Any = fields.JSONField(default=dict)
+    media_count = fields.IntField(default=0)
+    response: Any = fields.JSONField(null=True)
+    confidence: Any = fields.JSONField(null=True)
+    usage: Any = fields.JSONField(default=dict)
+    error: Any = fields.JSONField(null=True)
+    training: Any = fields.JSONField(null=True)
+    request_id = fields.CharField(max_length=200, default="")
+    request_created_at = fields.DatetimeField(null=True)
+    environment = fields.CharField(max_length=16, default="dev")
+    session_id = fields.CharField(max_length=200, null=True)
+    owner = fields.CharField(max_length=100, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    run_after = fields.DatetimeField(null=True)
+    attempts = fields.IntField(default=0)
+    callback_url = fields.TextField(null=True)
+    callback_status = fields.CharField(max_length=16, null=True, db_index=True)
+    callback_attempts = fields.IntField(default=0)
+    callback_next_at = fields.DatetimeField(null=True)
+    callback_error = fields.TextField(null=True)
+    created = fields.DatetimeField(auto_now_add=True)
+    started = fields.DatetimeField(null=True)
+    completed = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "prediction"
+
+
+# The secret a workspace's prediction callbacks are signed with (HMAC-SHA256); rotated through the API.
+class WebhookSecret(Model):
+    id = fields.IntField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="webhook_secrets", on_delete=fields.CASCADE, unique=True
+    )
+    workspace_id: uuid.UUID
+    secret = fields.CharField(max_length=128)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webhook_secret"

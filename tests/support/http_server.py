@@ -1,4 +1,4 @@
-"""A real aiohttp server on 127.0.0.1 in its own thread and event loop, for media-fetching tests.
+"""A real aiohttp server on 127.0.0.1 in its own thread and event loop, for media-fetching and callback tests.
 
 Its own thread lets it answer while a test's event loop is blocked (Litestar's test client, openai).
 """
@@ -55,7 +55,7 @@ class ThreadedServer:
 
         app = web.Application(middlewares=[record])
         for path, handler in self.routes.items():
-            app.router.add_get(path, handler)
+            app.router.add_route("*", path, handler)  # any method: media GETs, callback POSTs
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
