@@ -25,6 +25,8 @@ from gateway.auth import KeyCache, StaticKeys
 from gateway.db.connection import DatabaseMiddleware, open_database
 from gateway.db.keys import ensure_defaults
 from gateway.errors import exception_to_response
+from gateway.exports.controllers import ExportController
+from gateway.exports.service import build_export_service
 from gateway.media.pipeline import MediaPipeline
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.openai_api.chat import ChatService
@@ -161,14 +163,17 @@ def create_app(
             app.state.model_service = ModelService(pool, registry)
             training = training_service(settings, image_store, say)
             app.state.training_service = training
+            app.state.export_service = exports = build_export_service(settings)
             task_models = serve_task_models(app.state, registry, training)
             await pool.start()
             try:
                 register_adapters(registry, settings, say)
                 await task_models.register_all()
                 await training.resume_interrupted()
+                await exports.start_background()
                 yield
             finally:
+                await exports.close()
                 await training.close()
                 await pool.stop()
                 await media.close()
@@ -199,11 +204,11 @@ def create_app(
 
 PLATFORM_CONTROLLERS = [
     WorkspaceController, TaskController, DatasetController, VariableController, SampleController,
-    ImageController, TrainingController,
+    ImageController, TrainingController, ExportController,
 ]  # fmt: skip
 SERVICES = (
     "chat_service", "model_service", "task_service", "dataset_service", "variable_service",
-    "sample_service", "image_service", "training_service", "task_inference",
+    "sample_service", "image_service", "training_service", "task_inference", "export_service",
 )  # fmt: skip
 
 

@@ -81,6 +81,10 @@ class Settings(msgspec.Struct, kw_only=True):
     # How checked media reaches the engine: local files (file://) or base64 data URIs; auto: files when
     # the gateway spawned the engine on this machine (measured faster, benchmarks/README.md).
     media_handoff: Literal["auto", "file", "data"] = "auto"
+    # Exports of trained models (README "Take the model home"): how long a finished archive is kept before
+    # it is deleted, and how many conversions one gateway runs at once (each loads the whole model).
+    export_ttl_s: float = 24 * 3600.0
+    export_concurrency: int = 1
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)

@@ -65,7 +65,7 @@ def pre_tokenizer_name(pre: Any) -> str | None:
     if not isinstance(pre, dict):
         return None
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
-        return "gpt2"
+        return "gpt-2"
     steps = pre.get("pretokenizers") if pre.get("type") == "Sequence" else None
     if isinstance(steps, list) and len(steps) == 2:
         split, byte_level = steps

@@ -161,7 +161,7 @@ def test_gguf_language_model_reads_back_with_llama_cpp_names_and_values(exported
     assert meta["qwen2vl.block_count"] == 2 and meta["qwen2vl.embedding_length"] == 128
     assert meta["qwen2vl.attention.head_count_kv"] == 1
     assert meta["qwen2vl.rope.dimension_sections"] == [8, 12, 12, 0]
-    assert meta["tokenizer.ggml.model"] == "gpt2" and meta["tokenizer.ggml.pre"] == "gpt2"
+    assert meta["tokenizer.ggml.model"] == "gpt2" and meta["tokenizer.ggml.pre"] == "gpt-2"
     tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
     assert len(tokens) == 2048 and types[tokens.index("<|im_end|>")] == gguf.TokenType.CONTROL
     assert meta["tokenizer.ggml.eos_token_id"] == tokens.index("<|im_end|>")
