@@ -15,6 +15,7 @@ from typing import Any
 FORMATS = ("adapter", "merged", "gguf", "pt")
 GGUF_TYPES = ("f16", "f32")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_RUNS = re.compile(r"[-.]{2,}")
 
 
 class ExportError(Exception):
@@ -36,7 +37,7 @@ class ExportSource:
     @property
     def file_stem(self) -> str:
         """``name`` made safe for file names (``ft:tiny:acme::x1`` -> ``ft-tiny-acme-x1``)."""
-        return _SAFE_NAME.sub("-", self.name).strip("-.") or "model"
+        return _RUNS.sub("-", _SAFE_NAME.sub("-", self.name)).strip("-.") or "model"
 
     def check(self) -> None:
         """Refuse inputs that cannot be exported before any heavy work starts."""
