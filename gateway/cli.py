@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.exports.cli import add_export_parser, run_export
+from gateway.exports.cli import add_export_parser, cmd_export
 from gateway.keys_cli import add_keys_parser, run_keys
 from gateway.settings import Settings
 
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys":
         return run_keys(args)
     if args.command == "export":
-        return run_export(args)
+        return cmd_export(args)
     try:
         settings = settings_from_args(args, engine_args)
     except ValueError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -37,8 +38,9 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--database-url", help="database URL (e.g. postgres://user@host/db)")
 
 
-def run_export(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_export(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the Hub
     try:
         source = asyncio.run(_source(args, settings))
     except GatewayError as exc:

@@ -98,8 +98,8 @@ class ExportService:
             raise FieldsInvalidError({"gguf_type": "applies to format `gguf` only"})
         gguf_type = (request.gguf_type or "f16") if request.format == "gguf" else ""
         source = export_source(version, self.jobs_dir, self.bases)
-        try:
-            check_format(request.format, source, gguf_type or "f16")
+        try:  # reads config and tokenizer files (a real tokenizer.json is megabytes): off the event loop
+            await asyncio.to_thread(check_format, request.format, source, gguf_type or "f16")
         except ExportRefused as exc:
             raise FieldsInvalidError({"format": str(exc)}) from None
         except ExportError as exc:

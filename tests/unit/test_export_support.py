@@ -149,3 +149,11 @@ async def test_cancelling_run_export_kills_the_child(tmp_path: Path) -> None:
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_export_settings_come_from_the_environment() -> None:
+    from gateway.settings import Settings
+
+    settings = Settings.from_env({"VLMGW_EXPORT_TTL_S": "90", "VLMGW_EXPORT_CONCURRENCY": "2"})
+    assert (settings.export_ttl_s, settings.export_concurrency) == (90.0, 2)
+    assert Settings.from_env({}).export_ttl_s == 24 * 3600
