@@ -1,10 +1,12 @@
 """Exports over the platform API with the real exporter child (``python -m models_store.export``).
 
 A trained version is a ``ModelVersion`` row pointing at a LoRA adapter on the tiny model (made with peft,
-as training saves it). The rules run on SQLite and PostgreSQL: per-workspace 404s, bad requests as 400s
-naming the field, 409 while an archive is not ready, a tar with its SHA-256 in headers and a checksum
-file, a failed export leaving no files, expiry (410), interrupted jobs failed by the sweep, and
-``vlmgw export`` working offline on the same data directory.
+as training saves it). The conversions themselves are tested in tests/unit/test_export_formats.py and, over
+the API against real vLLM, in tests/integration/test_export.py; here the fast ``adapter`` format carries
+the rules, and a failing ``merged`` conversion the clean-up. On SQLite and PostgreSQL: per-workspace
+404s, bad requests as 400s naming the field, 409 while an archive is not ready, a tar with its SHA-256 in
+headers and a checksum file, a failed export leaving no files, expiry (410), interrupted jobs failed by
+the sweep, and ``vlmgw export`` working offline on the same data directory.
 """
 
 from __future__ import annotations
@@ -145,26 +147,6 @@ async def test_adapter_export_downloads_as_a_checksummed_tar(
     assert f"task-{version.task_id}-v1-adapter/SHA256SUMS" in files
     listed = (await app_client.get(f"/vlm/v2/model/{version.id}/exports/", headers=auth(keys.a))).json()
     assert [e["id"] for e in listed["results"]] == [done["id"]]
-
-
-async def test_merged_export_is_converted_in_the_child(
-    app_client: AsyncTestClient[Any], keys: Keys, adapter: Path
-) -> None:
-    version = await new_version(app_client, keys.ws_a, adapter)
-    started = await app_client.post(
-        f"/vlm/v2/model/{version.id}/export/", json={"format": "merged"}, headers=auth(keys.a)
-    )
-    done = await wait_done(app_client, keys.a, started.json()["id"])
-    assert done["status"] == "succeeded", done
-    stages = [e["data"]["stage"] for e in done["events"] if e["data"].get("stage")]
-    assert stages[0] == "load" and "save" in stages and stages[-1] == "archive"
-    progress = [e["data"]["progress"] for e in done["events"] if "progress" in e["data"]]
-    assert progress == sorted(progress)
-    download = await app_client.get(done["download_url"], headers=auth(keys.a))
-    with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
-        names = {Path(n).name for n in tar.getnames()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja"} <= names
-    assert "adapter_model.safetensors" not in names
 
 
 async def test_other_workspaces_get_404_everywhere(
