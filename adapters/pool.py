@@ -68,28 +68,39 @@ class Engine:
             self.inflight -= 1
 
 
+EngineListener = Callable[[Engine], None]
+
+
 class EnginePool:
-    """Routes model names to engines and keeps their state fresh."""
+    """Routes model names to engines and keeps their state fresh.
+
+    Whoever needs to know when an engine goes down or comes back (the adapter registry, metrics) subscribes
+    a listener; each is called with the engine after every state refresh and every ``mark_down``.
+    """
 
     def __init__(
         self,
         engines: list[Engine],
         *,
         poll_interval_s: float = 2.0,
-        on_state: Callable[[Engine], None] | None = None,
+        listeners: list[EngineListener] | None = None,
     ) -> None:
         self.engines = engines
         self.poll_interval_s = poll_interval_s
-        self.on_state = on_state
+        self._listeners: list[EngineListener] = list(listeners or [])
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+
+    def subscribe(self, listener: EngineListener) -> None:
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         for engine in self.engines:
             if engine.supervisor is not None:
-                engine.supervisor.on_down = lambda e=engine: self.mark_down(e, "engine process exited")  # type: ignore[misc]
-                engine.supervisor.on_ready = lambda e=engine: self.refresh(e)  # type: ignore[misc]
-                await engine.supervisor.start()
+                await engine.supervisor.start(
+                    on_down=lambda e=engine: self.mark_down(e, "engine process exited"),  # type: ignore[misc]
+                    on_ready=lambda e=engine: self.refresh(e),  # type: ignore[misc]
+                )
         await self.refresh_all()  # URL engines are known from the first request on
         self._poller = asyncio.create_task(self._poll_forever(), name="engine-poller")
 
@@ -169,8 +180,8 @@ class EnginePool:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 
     def _notify(self, engine: Engine) -> None:
-        if self.on_state is not None:
-            self.on_state(engine)
+        for listener in self._listeners:
+            listener(engine)
 
 
 def _served_model(item: dict[str, object]) -> ServedModel | None:

@@ -80,6 +80,7 @@ class AdapterRegistry:
         self._engine_locks: dict[str, asyncio.Lock] = {}
         self._to_reload: dict[str, list[str]] = {}  # engine url -> adapters it had when it went down
         self._tasks: set[asyncio.Task[None]] = set()
+        pool.subscribe(self.on_engine_state)
 
     # -- registration ------------------------------------------------------------------------------------
     def register(self, name: str, path: str | Path, base_model: str | None = None) -> Adapter:
@@ -170,9 +171,9 @@ class AdapterRegistry:
             self._loaded.get(engine.url, OrderedDict()).pop(name, None)
 
     def on_engine_state(self, engine: Engine) -> None:
-        """Pool callback. An engine that went down (restart, crash) comes back without adapters: forget
-        them, and load them again in the background once it is up, so the first request after a restart
-        does not wait for the load (a request that comes first loads it itself)."""
+        """Pool listener (subscribed at construction). An engine that went down (restart, crash) comes back
+        without adapters: forget them, and load them again in the background once it is up, so the first
+        request after a restart does not wait for the load (a request that comes first loads it itself)."""
         if not engine.up:
             had = self.loaded_on(engine)
             if had:

@@ -136,7 +136,15 @@ class VLLMSupervisor:
         self._ready = asyncio.Event()
         self._client = EngineClient(spec.url, connect_timeout_s=2.0)
 
-    async def start(self) -> None:
+    async def start(
+        self,
+        *,
+        on_down: Callable[[], None] | None = None,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Start supervising; ``on_down``/``on_ready`` (when given) replace the constructor's callbacks."""
+        self.on_down = on_down or self.on_down
+        self.on_ready = on_ready or self.on_ready
         if self.spec.argv is None and not vllm_installed():
             raise EngineFault(
                 "vLLM is not installed in this environment: install the engine extra "

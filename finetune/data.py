@@ -19,7 +19,6 @@ from typing import Any
 
 from finetune.examples import images_for_epoch
 from finetune.spec import Example
-from models_store.tiny_pretrain import collate
 
 IGNORE_INDEX = -100
 
@@ -115,6 +114,33 @@ def build_batch(
         encode(processor, examples[i], images_for_epoch(examples[i], epoch, seed)) for epoch, i in slots
     ]
     return collate(encoded, pad_id)
+
+
+def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-pad encoded examples into one batch.
+
+    Per-token tensors (``input_ids``, ``labels`` and any other 1-D tensor as long as ``input_ids``, such as
+    ``mm_token_type_ids``) are padded: ids with ``pad_id``, labels with ``IGNORE_INDEX``, the rest with 0; an
+    ``attention_mask`` is built. Per-image tensors (``pixel_values``, ``image_grid_thw``, ...) are
+    concatenated over the examples that have them and left out when none has.
+    """
+    import torch
+
+    width = max(len(e["input_ids"]) for e in examples)
+    fill = {"input_ids": pad_id, "labels": IGNORE_INDEX}
+    batch: dict[str, Any] = {"attention_mask": torch.zeros((len(examples), width), dtype=torch.long)}
+    token_keys = [k for k, v in examples[0].items() if v.dim() == 1]
+    for key in token_keys:
+        batch[key] = torch.full((len(examples), width), fill.get(key, 0), dtype=examples[0][key].dtype)
+    for row, ex in enumerate(examples):
+        n = len(ex["input_ids"])
+        batch["attention_mask"][row, :n] = 1
+        for key in token_keys:
+            batch[key][row, :n] = ex[key]
+    other_keys = {k for e in examples for k, v in e.items() if v.dim() != 1}
+    for key in sorted(other_keys):
+        batch[key] = torch.cat([e[key] for e in examples if key in e])
+    return batch
 
 
 def pad_token_id(processor: Any) -> int:

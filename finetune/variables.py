@@ -20,9 +20,10 @@ import math
 import re
 import unicodedata
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 MAX_OBJECT_DEPTH = 2
 # Numbers a template can carry when its variable sets no bounds, and decimals kept per float; the same
@@ -92,20 +93,34 @@ def canonical_float_text(value: float) -> str:
 Number = int | float
 
 
-class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One variable of a result template, with the rules its values obey."""
+def _means(text: str) -> Meta:
+    return Meta(description=text)
 
-    name: str
-    type: VariableType
-    required: bool = True
-    description: str = ""
-    choices: list[Any] | None = None
-    min_value: Number | None = None
-    max_value: Number | None = None
-    step_size: Number | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    default_value: Any = None
+
+class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One variable of a result template, with the rules its values obey.
+
+    Its fields are the one definition of a variable: the platform API's wire types, the database row's
+    conversion and the trainer's specs are derived from them (``DEFINITION_FIELDS``), and each field's
+    ``Meta`` says what it means (the API documents it with that text).
+    """
+
+    name: Annotated[str, _means("Variable name, used as {{name}} in the result template (an identifier).")]
+    type: Annotated[VariableType, _means("Value type: string, integer, float, boolean, array or object.")]
+    required: Annotated[bool, _means("Whether every sample must have a value.")] = True
+    description: Annotated[str, _means("Human-readable description.")] = ""
+    choices: Annotated[
+        list[Any] | None,
+        _means("Allowed values (of the items, for an array); Ximilar's comma-separated string is accepted."),
+    ] = None
+    min_value: Annotated[Number | None, _means("Minimum value (integer and float).")] = None
+    max_value: Annotated[Number | None, _means("Maximum value (integer and float).")] = None
+    step_size: Annotated[
+        Number | None, _means("Values are min_value (or 0) plus a multiple of this (integer and float).")
+    ] = None
+    min_length: Annotated[int | None, _means("Minimum characters of a string, items of an array.")] = None
+    max_length: Annotated[int | None, _means("Maximum characters of a string, items of an array.")] = None
+    default_value: Annotated[Any, _means("The value a sample without one is given.")] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, VariableType):  # built in Python with a plain string
@@ -365,6 +380,18 @@ class VariableSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
         if self.description:
             schema["description"] = self.description
         return schema
+
+
+DEFINITION_FIELDS: tuple[str, ...] = VariableSpec.__struct_fields__
+
+
+def definition_of(record: Any) -> dict[str, Any]:
+    """The definition fields of any object that carries them as attributes (a database row, a request body).
+
+    ``VariableSpec(**definition_of(row))`` is the spec of a stored variable: Ximilar's comma-separated
+    ``choices`` are split by ``VariableSpec`` itself.
+    """
+    return {name: getattr(record, name) for name in DEFINITION_FIELDS}
 
 
 _SCALAR_TYPES = ("string", "number", "boolean", "null")

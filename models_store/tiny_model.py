@@ -5,9 +5,10 @@ Qwen's special tokens and chat template, and a small image processor. Nothing is
 deterministic: the same options give the same files, so built models are cached by a key of the options
 and each is built once per machine (see ``cached_tiny_model``).
 
-``pretrain_steps > 0`` briefly fine-tunes the whole random model on generated image captions, so that it
-looks at images and emits structured text. LoRA on a purely random base learns almost nothing
-(FACTS.md); fine-tuning work and its tests want a pre-trained base.
+``pretrain_steps > 0`` briefly fine-tunes the whole random model on generated image captions
+(``tiny_pretrain``, which also holds the ``COLOURS`` it knows), so that it looks at images and emits
+structured text. LoRA on a purely random base learns almost nothing (FACTS.md); fine-tuning work and its
+tests want a pre-trained base.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from models_store.tiny_pretrain import COLOURS, pretrain_captions
 
 # Bump when the build recipe changes, so stale cached models are not reused.
 BUILD_VERSION = 4
@@ -51,17 +54,6 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
 )
-
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30),
-    "green": (30, 180, 60),
-    "blue": (30, 60, 220),
-    "yellow": (230, 220, 40),
-    "black": (10, 10, 10),
-    "white": (245, 245, 245),
-    "purple": (140, 40, 170),
-    "orange": (245, 140, 20),
-}
 
 # Image pixel bounds of the processor: small so that prompts stay short on a CPU engine.
 MIN_PIXELS = 28 * 28
@@ -216,8 +208,6 @@ def build_tiny_model(
     model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tok.convert_tokens_to_ids("<|endoftext|>")
     if spec.pretrain_steps > 0:
-        from models_store.tiny_pretrain import pretrain_captions
-
         pretrain_captions(model, processor, steps=spec.pretrain_steps, seed=spec.seed, progress=say)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)

@@ -1,7 +1,10 @@
-"""Brief full fine-tune of the random tiny model on generated image captions.
+"""Brief full fine-tune of the random tiny model on generated image captions: the tiny model's curriculum.
 
 Teaches the tiny base to look at the image and to answer in a few text shapes (a sentence, JSON, YAML,
-XML), so that LoRA fine-tuning on top of it has something to build on. Runs on CPU in seconds.
+XML), so that LoRA fine-tuning on top of it has something to build on. Runs on CPU in seconds. The colours
+it knows, their solid images and the caption shapes live here; ``tiny_model`` builds the model and calls
+``pretrain_captions`` (this module imports nothing from it). The trainer in ``finetune`` has its own,
+general collation: this one only pads the caption examples built here.
 """
 
 from __future__ import annotations
@@ -11,7 +14,16 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from models_store.tiny_model import COLOURS
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 60),
+    "blue": (30, 60, 220),
+    "yellow": (230, 220, 40),
+    "black": (10, 10, 10),
+    "white": (245, 245, 245),
+    "purple": (140, 40, 170),
+    "orange": (245, 140, 20),
+}
 
 PROMPTS_AND_ANSWERS: list[tuple[str, str]] = [
     ("What colour is the image?", "The image is {c}."),
@@ -44,7 +56,9 @@ def solid_image_data_uri(colour: str, size: int = 56) -> str:
 
 
 def encode_example(processor: Any, prompt: str, answer: str, image: Any) -> dict[str, Any]:
-    """Token ids, labels (loss on the answer only), pixel values and grid for one chat example."""
+    """Token ids, attention mask, labels (loss on the answer only), pixel values and grid for one example."""
+    import torch
+
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
     prompt_text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     full_text = prompt_text + answer + "<|im_end|>\n"
@@ -54,6 +68,7 @@ def encode_example(processor: Any, prompt: str, answer: str, image: Any) -> dict
     labels[: len(prompt_ids)] = -100
     return {
         "input_ids": full["input_ids"][0],
+        "attention_mask": torch.ones_like(full["input_ids"][0]),
         "mm_token_type_ids": full["mm_token_type_ids"][0],
         "labels": labels,
         "pixel_values": full["pixel_values"],
@@ -61,31 +76,22 @@ def encode_example(processor: Any, prompt: str, answer: str, image: Any) -> dict
     }
 
 
-def collate(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Right-pad encoded examples into one batch (also what ``finetune`` collates with).
-
-    Per-token tensors (``input_ids``, ``labels``, ``mm_token_type_ids`` and any other 1-D tensor as long as
-    ``input_ids``) are padded: ids with ``pad_id``, labels with -100, the rest with 0; an ``attention_mask``
-    is built. Per-image tensors (``pixel_values``, ``image_grid_thw``, ...) are concatenated over the
-    examples that have them and left out when none has.
-    """
+def caption_batch(examples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-pad caption examples (from ``encode_example``) into one batch with an attention mask."""
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
-    width = max(len(e["input_ids"]) for e in examples)
-    fill = {"input_ids": pad_id, "labels": -100}
-    batch: dict[str, Any] = {"attention_mask": torch.zeros((len(examples), width), dtype=torch.long)}
-    token_keys = [k for k, v in examples[0].items() if v.dim() == 1]
-    for key in token_keys:
-        batch[key] = torch.full((len(examples), width), fill.get(key, 0), dtype=examples[0][key].dtype)
-    for row, ex in enumerate(examples):
-        n = len(ex["input_ids"])
-        batch["attention_mask"][row, :n] = 1
-        for key in token_keys:
-            batch[key][row, :n] = ex[key]
-    other_keys = {k for e in examples for k, v in e.items() if v.dim() != 1}
-    for key in sorted(other_keys):
-        batch[key] = torch.cat([e[key] for e in examples if key in e])
-    return batch
+    def padded(key: str, fill: int) -> Any:
+        return pad_sequence([e[key] for e in examples], batch_first=True, padding_value=fill)
+
+    return {
+        "attention_mask": padded("attention_mask", 0),
+        "input_ids": padded("input_ids", pad_id),
+        "mm_token_type_ids": padded("mm_token_type_ids", 0),
+        "labels": padded("labels", -100),
+        "image_grid_thw": torch.cat([e["image_grid_thw"] for e in examples]),
+        "pixel_values": torch.cat([e["pixel_values"] for e in examples]),
+    }
 
 
 def pretrain_captions(
@@ -116,7 +122,7 @@ def pretrain_captions(
     model.train()
     loss_value = float("nan")
     for step in range(steps):
-        batch = collate([rng.choice(pool) for _ in range(batch_size)], pad_id)
+        batch = caption_batch([rng.choice(pool) for _ in range(batch_size)], pad_id)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

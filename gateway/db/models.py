@@ -24,7 +24,6 @@ from tortoise import fields
 from tortoise.models import Model
 
 SAMPLE_TYPES = ("single", "multi_random", "multi_ordered")
-VARIABLE_TYPES = ("string", "integer", "float", "boolean", "array", "object")
 
 
 class Workspace(Model):
@@ -164,6 +163,9 @@ class TaskDataset(Model):
         unique_together = (("task", "dataset"),)
 
 
+# A dataset variable's stored definition: one column per field of ``finetune.variables.VariableSpec``
+# (``DEFINITION_FIELDS``), in Ximilar's form (``choices`` comma-separated, numbers as floats); read with
+# ``definition_of``. tests/unit/test_variable_definition.py fails when a field has no column.
 class Variable(Model):
     id = fields.UUIDField(primary_key=True)
     dataset: fields.ForeignKeyRelation[Dataset] = fields.ForeignKeyField(

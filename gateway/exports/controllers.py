@@ -1,4 +1,5 @@
-"""HTTP routes of model exports: start one for a trained version, follow it, download its archive."""
+"""HTTP routes of model exports: start one for a trained version, follow it, download its archive.
+One service call each; the service holds the queries and the files."""
 
 from __future__ import annotations
 
@@ -12,17 +13,14 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
 from gateway.auth import require_api_key
-from gateway.db import models as db
-from gateway.db.keys import Principal
+from gateway.dependencies import Page, Ws
 from gateway.exports import schemas as wire
 from gateway.exports.service import ExportService
-from gateway.platform_api.common import DEFAULT_PAGE_SIZE, paginate, workspace_for
-from gateway.platform_api.controllers import PageNo, PageSize, WorkspaceQ, page_request, to_page
+from gateway.platform_api.crud import to_page
 
-
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.state.principal
-    return principal
+Exports = NamedDependency[ExportService]
+ModelId = FromPath[uuid.UUID]
+ExportId = FromPath[uuid.UUID]
 
 
 def _base_url(request: Request[Any, Any, Any]) -> str:
@@ -41,70 +39,43 @@ class ExportController(Controller):
     async def start(
         self,
         request: Request[Any, Any, Any],
-        model_id: FromPath[uuid.UUID],
+        model_id: ModelId,
         data: JSONBody[wire.ExportRequest],
-        export_service: NamedDependency[ExportService],
-        workspace: WorkspaceQ = None,
+        export_service: Exports,
+        ws: Ws,
     ) -> wire.Export:
-        ws = await workspace_for(_principal(request), data.workspace, workspace)
         return wire.export_out(await export_service.start(ws, model_id, data), _base_url(request))
 
     @get("/vlm/v2/model/{model_id:uuid}/exports/", summary="List a model version's exports, newest first")
     async def list_exports(
         self,
         request: Request[Any, Any, Any],
-        model_id: FromPath[uuid.UUID],
-        export_service: NamedDependency[ExportService],
-        workspace: WorkspaceQ = None,
-        page: PageNo = 1,
-        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        model_id: ModelId,
+        export_service: Exports,
+        ws: Ws,
+        paging: Page,
     ) -> wire.ExportPage:
-        ws = await workspace_for(_principal(request), workspace)
-        version = await export_service.version_in(ws, model_id)
-        base = _base_url(request)
-
-        async def render(rows: Any) -> list[wire.Export]:
-            return [wire.export_out(row, base) for row in rows]
-
-        query = db.ExportJob.filter(version=version).order_by("-created")
-        return to_page(wire.ExportPage, await paginate(query, page_request(request, page, page_size), render))
+        page = await export_service.exports_page(ws, model_id, paging, _base_url(request))
+        return to_page(wire.ExportPage, page)
 
     @get("/vlm/v2/export/{export_id:uuid}/", summary="An export: status, progress, events, download link")
     async def get_export(
-        self,
-        request: Request[Any, Any, Any],
-        export_id: FromPath[uuid.UUID],
-        export_service: NamedDependency[ExportService],
-        workspace: WorkspaceQ = None,
+        self, request: Request[Any, Any, Any], export_id: ExportId, export_service: Exports, ws: Ws
     ) -> wire.Export:
-        ws = await workspace_for(_principal(request), workspace)
         return wire.export_out(await export_service.get(ws, export_id), _base_url(request))
 
     @delete(
         "/vlm/v2/export/{export_id:uuid}/", status_code=204, summary="Delete an export (stops it if running)"
     )
-    async def delete_export(
-        self,
-        request: Request[Any, Any, Any],
-        export_id: FromPath[uuid.UUID],
-        export_service: NamedDependency[ExportService],
-        workspace: WorkspaceQ = None,
-    ) -> None:
-        await export_service.delete(await workspace_for(_principal(request), workspace), export_id)
+    async def delete_export(self, export_id: ExportId, export_service: Exports, ws: Ws) -> None:
+        await export_service.delete(ws, export_id)
 
     @get(
         "/vlm/v2/export/{export_id:uuid}/download/",
         summary="Download the export's archive (tar); its SHA-256 is in X-Checksum-SHA256 and Repr-Digest",
         media_type="application/x-tar",
     )
-    async def download(
-        self,
-        request: Request[Any, Any, Any],
-        export_id: FromPath[uuid.UUID],
-        export_service: NamedDependency[ExportService],
-        workspace: WorkspaceQ = None,
-    ) -> File:
-        ws = await workspace_for(_principal(request), workspace)
+    async def download(self, export_id: ExportId, export_service: Exports, ws: Ws) -> File:
         row, path = await export_service.archive(ws, export_id)
         digest = base64.b64encode(bytes.fromhex(row.sha256)).decode()
         headers = {"X-Checksum-SHA256": row.sha256, "Repr-Digest": f"sha-256=:{digest}:"}
@@ -115,14 +86,6 @@ class ExportController(Controller):
         summary="The archive's SHA-256 in `sha256sum` format (`sha256sum -c` checks a download with it)",
         media_type="text/plain",
     )
-    async def checksum(
-        self,
-        request: Request[Any, Any, Any],
-        export_id: FromPath[uuid.UUID],
-        export_service: NamedDependency[ExportService],
-        workspace: WorkspaceQ = None,
-    ) -> str:
-        row, _path = await export_service.archive(
-            await workspace_for(_principal(request), workspace), export_id
-        )
+    async def checksum(self, export_id: ExportId, export_service: Exports, ws: Ws) -> str:
+        row, _path = await export_service.archive(ws, export_id)
         return f"{row.sha256}  {row.file_name}\n"

@@ -29,8 +29,9 @@ from typing import Any
 from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError, GatewayError, NotFoundError
 from gateway.exports.runner import ExportEvent, run_export
-from gateway.exports.schemas import ExportRequest
+from gateway.exports.schemas import Export, ExportRequest, export_out
 from gateway.exports.sources import BaseModels, export_source
+from gateway.platform_api.common import Page, PageRequest, paginate
 from models_store.export import ExportError, ExportRefused, ExportSource, check_format
 
 log = logging.getLogger("vlmgw.exports")
@@ -131,6 +132,17 @@ class ExportService:
                 f"This model is already being exported as {fmt} (export {active.id}, {active.status}).",
                 code="export_in_progress",
             )
+
+    async def exports_page(
+        self, ws: uuid.UUID, version_id: uuid.UUID, paging: PageRequest, base_url: str
+    ) -> Page:
+        """One page of a version's exports, newest first, rendered with links under ``base_url``."""
+        version = await self.version_in(ws, version_id)
+
+        async def render(rows: Any) -> list[Export]:
+            return [export_out(row, base_url) for row in rows]
+
+        return await paginate(db.ExportJob.filter(version=version).order_by("-created"), paging, render)
 
     async def get(self, ws: uuid.UUID, export_id: uuid.UUID) -> db.ExportJob:
         row = await db.ExportJob.filter(id=export_id, workspace_id=ws).first()

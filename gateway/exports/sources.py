@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from gateway.catalog.names import parse_model_name, version_model_name
 from gateway.db import models as db
 from gateway.errors import ConflictError, ModelNotFoundError
-from gateway.training.names import parse_model_name, version_model_name
 from models_store.export import ExportSource
 
 

@@ -131,18 +131,18 @@ class MediaPipeline:
         settings: Settings,
         *,
         handoff_folder: bool = False,
-        resolver: HostResolver | None = None,
+        fetcher: Fetcher | None = None,
         stored: StoredImages | None = None,
     ) -> MediaPipeline:
-        """A pipeline configured by ``settings``; ``handoff_folder`` when the engine can read local files."""
-        guard = AddressGuard(AllowList.parse(settings.media_fetch_allow), resolver)
-        fetch_limits = FetchLimits(
-            connect_timeout_s=settings.media_fetch_connect_timeout_s,
-            total_timeout_s=settings.media_fetch_timeout_s,
-            max_redirects=settings.media_fetch_max_redirects,
-        )
+        """A pipeline configured by ``settings``; ``handoff_folder`` when the engine can read local files.
+        ``fetcher`` is shared with whoever else fetches user URLs (image uploads); by default its own."""
         folder = settings.media_handoff_dir if handoff_folder else None
-        return cls(limits_from_settings(settings), Fetcher(guard, fetch_limits), Handoff(folder), stored)
+        return cls(
+            limits_from_settings(settings),
+            fetcher or fetcher_from_settings(settings),
+            Handoff(folder),
+            stored,
+        )
 
     async def close(self) -> None:
         await self.fetcher.close()
@@ -252,6 +252,18 @@ class MediaPipeline:
             return await self.stored.read(image_id, workspace)
         except LookupError as exc:
             raise MediaNotFound(f"no stored image `{image_id}` in this workspace") from exc
+
+
+def fetcher_from_settings(settings: Settings, resolver: HostResolver | None = None) -> Fetcher:
+    """The guarded fetcher for user-given URLs (SSRF guard with the settings' allow-list, time and redirect
+    limits); ``resolver`` replaces DNS in tests."""
+    guard = AddressGuard(AllowList.parse(settings.media_fetch_allow), resolver)
+    fetch_limits = FetchLimits(
+        connect_timeout_s=settings.media_fetch_connect_timeout_s,
+        total_timeout_s=settings.media_fetch_timeout_s,
+        max_redirects=settings.media_fetch_max_redirects,
+    )
+    return Fetcher(guard, fetch_limits)
 
 
 def limits_from_settings(settings: Settings) -> MediaLimits:

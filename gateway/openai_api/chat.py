@@ -12,13 +12,14 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from adapters.errors import EngineFault, EngineRejected, EngineUnavailable
-from adapters.pool import Engine, EnginePool
-from adapters.registry import AdapterRegistry
+from adapters.errors import EngineFault, EngineUnavailable
+from adapters.pool import Engine
+from gateway.catalog import ModelCatalog, Target
+from gateway.catalog.catalog import Workspace
 from gateway.errors import ErrorResponse, detail_for
 from gateway.media.pipeline import MediaPipeline, PreparedMedia
 from gateway.metrics import Metrics
@@ -38,115 +39,80 @@ _decode_chunk = msgspec.json.Decoder(ChatCompletionChunk).decode
 _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
 
 
-class ModelResolver(Protocol):
-    """Maps names the gateway defines (a task's model) to the engine-side name; others pass unchanged."""
-
-    async def resolve(self, model: str, workspace: str | None) -> str: ...
-
-
 class ChatService:
-    """POST /v1/chat/completions, independent of the web framework."""
+    """POST /v1/chat/completions, independent of the web framework.
 
-    resolver: ModelResolver | None = None  # set by the app when trained task models are served
+    One order for whole answers and streams: plan the structured constraint (bad schemas fail before any
+    work), resolve the model through the catalog (404 before any media is fetched), prepare the media, then
+    call the engine through the catalog (which retries once when an engine lost an adapter).
+    """
 
     def __init__(
         self,
-        pool: EnginePool,
+        catalog: ModelCatalog,
         metrics: Metrics,
         media: MediaPipeline,
-        structured: StructuredOutputService | None = None,
-        adapters: AdapterRegistry | None = None,
+        structured: StructuredOutputService,
     ) -> None:
-        self.pool = pool
+        self.catalog = catalog
         self.metrics = metrics
         self.media = media
-        self.structured = structured or StructuredOutputService(metrics)
-        self.adapters = adapters
+        self.structured = structured
 
-    async def route(self, model: str) -> Engine:
-        """The engine for ``model``: for a registered adapter, one serving its base with it loaded."""
-        if self.adapters is not None:
-            engine = await self.adapters.engine_for(model)
-            if engine is not None:
-                return engine
-        return self.pool.route(model)
-
-    async def _reloaded(self, engine: Engine, model: str, exc: EngineRejected) -> bool:
-        """After the engine said "not found" for a registered adapter it had loaded (it restarted between
-        two polls): load it again and say so, so the caller retries once."""
-        if exc.status != 404 or self.adapters is None or self.adapters.get(model) is None:
-            return False
-        self.adapters.forget(engine, model)
-        await self.adapters.ensure_loaded(engine, model)
-        return True
-
-    async def complete(self, req: ChatCompletionRequest, workspace: str | None = None) -> ChatCompletion:
-        """``workspace``: the caller key's workspace (``image://ID`` parts, task models)."""
-        req = await self._resolved(req, workspace)
-        plan = self.structured.plan(req)  # checked before any media is fetched: bad schemas fail fast
-        media = await self.media.prepare(req, workspace)
+    async def complete(self, req: ChatCompletionRequest, workspace: Workspace = None) -> ChatCompletion:
+        """``workspace``: the caller's workspace (``image://ID`` parts, task models); None skips the check."""
+        plan = self.structured.plan(req)
+        target = await self.catalog.resolve(req.model, workspace)
+        media = await self.media.prepare(_for_engine(req, target), _ws(workspace))
         try:
             if plan is not None:  # structured output: constrain, check, retry (gateway.structured)
-                send = functools.partial(self._complete, req.model)
+                send = functools.partial(self._complete, target)
                 return await self.structured.complete(media.request, plan, send)
-            return await self._complete(req.model, _encode(media.request))
+            return await self._complete(target, _encode(media.request))
         finally:
             media.release()
 
-    async def _resolved(self, req: ChatCompletionRequest, workspace: str | None) -> ChatCompletionRequest:
-        if self.resolver is None:
-            return req
-        model = await self.resolver.resolve(req.model, workspace)
-        return req if model == req.model else msgspec.structs.replace(req, model=model)
-
-    async def _complete(self, model: str, request_body: bytes) -> ChatCompletion:
-        engine = await self.route(model)
-        with engine.track():
-            call = engine.client.post_json
-            try:
-                body = await self._guard(engine, call("/v1/chat/completions", request_body))
-            except EngineRejected as exc:
-                if not await self._reloaded(engine, model, exc):
-                    raise
-                body = await self._guard(engine, call("/v1/chat/completions", request_body))
+    async def _complete(self, target: Target, request_body: bytes) -> ChatCompletion:
+        with target.engine.track():
+            body = await self.catalog.call(
+                target, lambda engine: engine.client.post_json("/v1/chat/completions", request_body)
+            )
         result = _decode_completion(body)
-        result.model = model
+        result.model = target.model
         if result.usage is not None:
-            self.metrics.record_usage(model, result.usage.prompt_tokens, result.usage.completion_tokens)
+            self.metrics.record_usage(
+                target.model, result.usage.prompt_tokens, result.usage.completion_tokens
+            )
         return result
 
-    async def stream(self, req: ChatCompletionRequest, workspace: str | None = None) -> AsyncIterator[bytes]:
+    async def stream(self, req: ChatCompletionRequest, workspace: Workspace = None) -> AsyncIterator[bytes]:
         """Open the engine's stream (errors before the first chunk raise) and return the relay."""
-        req = await self._resolved(req, workspace)
         plan = self.structured.plan(req)
-        engine = await self.route(req.model)
-        media = await self.media.prepare(req, workspace)
+        target = await self.catalog.resolve(req.model, workspace)
+        media = await self.media.prepare(_for_engine(req, target), _ws(workspace))
         upstream = msgspec.structs.replace(media.request, stream_options=StreamOptions(include_usage=True))
         body = _encode(upstream) if plan is None else self.structured.upstream_body(upstream, plan)
         watch = None if plan is None else self.structured.watch(plan)
-        engine.inflight += 1
-        try:
+
+        async def open_stream(engine: Engine) -> tuple[AbstractAsyncContextManager[Any], AsyncIterator[str]]:
             stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
-            try:
-                lines = await self._guard(engine, stream_cm.__aenter__())
-            except EngineRejected as exc:
-                if not await self._reloaded(engine, req.model, exc):
-                    raise
-                stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
-                lines = await self._guard(engine, stream_cm.__aenter__())
+            return stream_cm, await stream_cm.__aenter__()
+
+        target.engine.inflight += 1
+        try:
+            stream_cm, lines = await self.catalog.call(target, open_stream)
         except BaseException:
-            engine.inflight -= 1
+            target.engine.inflight -= 1
             media.release()
             raise
         wants_usage = req.stream_options is not None and req.stream_options.include_usage
-        return self._relay(engine, stream_cm, lines, req.model, wants_usage, media, watch)
+        return self._relay(target, stream_cm, lines, wants_usage, media, watch)
 
     async def _relay(
         self,
-        engine: Engine,
+        target: Target,
         stream_cm: AbstractAsyncContextManager[Any],
         lines: AsyncIterator[str],
-        model: str,
         wants_usage: bool,
         media: PreparedMedia,
         watch: StreamWatch | None = None,
@@ -158,20 +124,20 @@ class ChatService:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
-                out = self._relay_event(data, model, wants_usage, watch)
+                out = self._relay_event(data, target.model, wants_usage, watch)
                 if out is not None:
                     yield out
         except EngineFault as exc:
             if isinstance(exc, EngineUnavailable):
-                self.pool.mark_down(engine, exc.message)
-            log.warning("stream from %s broke: %s", engine.url, exc.message)
+                self.catalog.engine_failed(target.engine, exc.message)
+            log.warning("stream from %s broke: %s", target.engine.url, exc.message)
             yield sse(_encode(ErrorResponse(detail_for(exc)[1])))
         else:
             invalid = watch.error() if watch is not None else None
             if invalid is not None:  # a constrained answer that breaks its constraint: say so before [DONE]
                 yield sse(_encode(invalid))
         finally:
-            engine.inflight -= 1
+            target.engine.inflight -= 1
             media.release()
             await stream_cm.__aexit__(None, None, None)
         yield DONE
@@ -192,10 +158,11 @@ class ChatService:
                 return None
         return sse(_encode(chunk))
 
-    async def _guard(self, engine: Engine, call: Any) -> Any:
-        """Await an engine call; a transport failure marks the engine down before the error propagates."""
-        try:
-            return await call
-        except EngineUnavailable as exc:
-            self.pool.mark_down(engine, exc.message)
-            raise
+
+def _for_engine(req: ChatCompletionRequest, target: Target) -> ChatCompletionRequest:
+    """The request with the model name the engine knows (a task model's adapter, say)."""
+    return req if req.model == target.model else msgspec.structs.replace(req, model=target.model)
+
+
+def _ws(workspace: Workspace) -> str | None:
+    return None if workspace is None else str(workspace)

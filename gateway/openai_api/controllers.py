@@ -1,16 +1,17 @@
-"""HTTP routes of the OpenAI-compatible API: thin wrappers around one service call each."""
+"""HTTP routes of the OpenAI-compatible API: thin wrappers around one service call each.
+
+Requests act in the key's default workspace (where ``image://ID`` parts and task models are found)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from gateway.auth import require_api_key
+from gateway.catalog import ModelCatalog
+from gateway.dependencies import Caller
 from gateway.openai_api.chat import ChatService
-from gateway.openai_api.models import ModelService
 from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 from gateway.openai_api.streaming import EventStream
 
@@ -29,14 +30,13 @@ class ChatController(Controller):
     )
     async def create(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[ChatCompletionRequest],
         chat_service: NamedDependency[ChatService],
+        principal: Caller,
     ) -> ChatCompletion | EventStream:
-        workspace = str(request.state.principal.default_workspace)  # where `image://ID` parts are found
         if data.stream:
-            return EventStream(await chat_service.stream(data, workspace))
-        return await chat_service.complete(data, workspace)
+            return EventStream(await chat_service.stream(data, principal.default_workspace))
+        return await chat_service.complete(data, principal.default_workspace)
 
 
 class ModelsController(Controller):
@@ -45,17 +45,11 @@ class ModelsController(Controller):
     tags = ["OpenAI"]  # noqa: RUF012
 
     @get("/", summary="List models: base models and loaded adapters (with `parent`)")
-    async def list_models(
-        self, request: Request[Any, Any, Any], model_service: NamedDependency[ModelService]
-    ) -> ModelList:
-        return await model_service.list_for(str(request.state.principal.default_workspace))
+    async def list_models(self, catalog: NamedDependency[ModelCatalog], principal: Caller) -> ModelList:
+        return await catalog.list_for(principal.default_workspace)
 
     @get("/{model_id:path}", summary="Retrieve one model")
     async def get_model(
-        self,
-        request: Request[Any, Any, Any],
-        model_id: FromPath[str],
-        model_service: NamedDependency[ModelService],
+        self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], principal: Caller
     ) -> ModelCard:
-        workspace = str(request.state.principal.default_workspace)
-        return await model_service.get_for(model_id.lstrip("/"), workspace)
+        return await catalog.get_for(model_id.lstrip("/"), principal.default_workspace)

@@ -1,8 +1,7 @@
-"""What every platform service needs: the workspace a request acts in, pagination, and lookups by id.
+"""What every platform service needs: pagination and lookups by id within a workspace.
 
-Workspace rule: the key's default workspace, or the one a ``workspace`` query parameter or JSON field names
-if the key's user may use it. A workspace the user may not use, and every object in it, is "not found"
-(404), never "forbidden", so ids from other workspaces reveal nothing.
+The workspace a request acts in is resolved before the service is called (``gateway.dependencies``); a
+lookup of an object in another workspace is "not found" (404), never "forbidden".
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from urllib.parse import urlencode
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from gateway.db.keys import Principal
-from gateway.db.models import Workspace
 from gateway.errors import FieldsInvalidError, NotFoundError
 
 M = TypeVar("M", bound=Model)
@@ -25,22 +22,6 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
-
-
-async def workspace_for(principal: Principal, *requested: uuid.UUID | str | None) -> uuid.UUID:
-    """The workspace a request acts in: the first given ``requested`` value, else the key's default."""
-    ref = next((r for r in requested if r not in (None, "")), None)
-    if ref is None:
-        return principal.default_workspace
-    try:
-        wanted = ref if isinstance(ref, uuid.UUID) else uuid.UUID(str(ref))
-    except ValueError:
-        raise FieldsInvalidError({"workspace": f"`{ref}` is not a workspace id (a UUID)"}) from None
-    if wanted in principal.workspaces or wanted == principal.default_workspace:
-        return wanted
-    if principal.is_admin and await Workspace.filter(id=wanted).exists():
-        return wanted
-    raise NotFoundError(f"Workspace {wanted} not found.", param="workspace")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,17 @@ may carry ``workspace`` (an id) to act in another workspace the key's user may u
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from finetune.variables import Number, VariableSpec
+from finetune.variables import VariableType as SpecType
+
 SampleType = Literal["single", "multi_random", "multi_ordered"]
-VariableType = Literal["string", "integer", "float", "boolean", "array", "object"]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 MaxTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
 Version = Annotated[int, Meta(ge=0)]
@@ -132,56 +135,85 @@ class DatasetPage(Struct):
 
 
 # ---- variables
+# A variable's fields, their types and meanings come from ``finetune.variables.VariableSpec``, its one
+# definition. The platform carries them in Ximilar's form where that differs: ``choices`` as a comma-separated
+# string (requests may send a list), numbers as floats (stored as floats), the name bounded by its database
+# column, the type by name, and ``required`` false unless said.
+
+_IN_REQUESTS: dict[str, Any] = {
+    "name": Annotated[str, Meta(min_length=1, max_length=100)],
+    "type": Literal[tuple(t.value for t in SpecType)],
+    "choices": str | list[str] | None,
+}
+_IN_RESPONSES: dict[str, Any] = {"name": str, "type": str, "choices": str | None}
+_FLOATS = {Number | None: float | None}
+_Field = tuple[str, Any] | tuple[str, Any, Any]
 
 
-class VariableCreate(Struct, forbid_unknown_fields=True):
-    dataset: uuid.UUID
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
-    type: VariableType
-    required: bool = False
-    description: str = ""
-    choices: str | list[str] | None = None
-    min_value: float | None = None
-    max_value: float | None = None
-    step_size: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    default_value: Any = None
-    workspace: uuid.UUID | None = None
+def _carried(spec: msgspec.structs.FieldInfo, *, response: bool = False, unset: bool = False) -> Any:
+    """A definition field's type on the platform's wire, annotated with the spec's meaning (a ``Meta``)."""
+    kind, *meaning = get_args(spec.type)
+    kind = (_IN_RESPONSES if response else _IN_REQUESTS).get(spec.name, _FLOATS.get(kind, kind))
+    return Annotated[kind | UnsetType if unset else kind, *meaning]
 
 
-class VariableUpdate(Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
-    type: VariableType | UnsetType = UNSET
-    required: bool | UnsetType = UNSET
-    description: str | UnsetType = UNSET
-    choices: str | list[str] | UnsetType | None = UNSET
-    min_value: float | UnsetType | None = UNSET
-    max_value: float | UnsetType | None = UNSET
-    step_size: float | UnsetType | None = UNSET
-    min_length: int | UnsetType | None = UNSET
-    max_length: int | UnsetType | None = UNSET
-    default_value: Any | UnsetType = UNSET
-    workspace: uuid.UUID | None = None
+def _create_field(spec: msgspec.structs.FieldInfo) -> _Field:
+    """Create bodies: the spec's defaults, but ``required`` is false unless said (Ximilar's default)."""
+    default = False if spec.name == "required" else spec.default
+    if default is msgspec.NODEFAULT:
+        return (spec.name, _carried(spec))
+    return (spec.name, _carried(spec), default)
 
 
-class Variable(Struct, omit_defaults=True):
+def _update_field(spec: msgspec.structs.FieldInfo) -> _Field:
+    """Update bodies: any field may be left out (``UNSET``: unchanged)."""
+    return (spec.name, _carried(spec, unset=True), UNSET)
+
+
+def _response_field(spec: msgspec.structs.FieldInfo) -> _Field:
+    """Responses always carry name, type and required; rules that are not set (None, "") are left out."""
+    if spec.default is None or spec.default == "":
+        return (spec.name, _carried(spec, response=True), spec.default)
+    return (spec.name, _carried(spec, response=True))
+
+
+def _with_definition(
+    field: Callable[[msgspec.structs.FieldInfo], _Field],
+    before: list[Any],
+    after: list[Any],
+    **options: Any,
+) -> Any:
+    """A Struct with ``VariableSpec``'s fields (as ``field`` carries them) between the given fields.
+
+    Typed ``Any`` so that the wire classes below can subclass it (type checkers see no fields on those).
+    """
+    fields = [field(spec) for spec in msgspec.structs.fields(VariableSpec)]
+    return msgspec.defstruct(f"{field.__name__}s", [*before, *fields, *after], module=__name__, **options)
+
+
+_WORKSPACE = ("workspace", uuid.UUID | None, None)
+_CreateFields: Any = _with_definition(
+    _create_field, [("dataset", uuid.UUID)], [_WORKSPACE], forbid_unknown_fields=True
+)
+_UpdateFields: Any = _with_definition(_update_field, [], [_WORKSPACE], forbid_unknown_fields=True)
+_ResponseFields: Any = _with_definition(
+    _response_field,
+    [("id", uuid.UUID), ("dataset", uuid.UUID), ("dataset_name", str)],
+    [],
+    omit_defaults=True,
+)
+
+
+class VariableCreate(_CreateFields):
+    """A new variable of a dataset."""
+
+
+class VariableUpdate(_UpdateFields):
+    """The fields to change (PATCH), or all of them (PUT: name and type required)."""
+
+
+class Variable(_ResponseFields):
     """A variable; constraints that are not set are left out (as in Ximilar's responses)."""
-
-    id: uuid.UUID
-    dataset: uuid.UUID
-    dataset_name: str
-    name: str
-    type: str
-    required: bool
-    description: str = ""
-    choices: str | None = None
-    min_value: float | None = None
-    max_value: float | None = None
-    step_size: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    default_value: Any = None
 
 
 class VariablePage(Struct):

@@ -54,7 +54,9 @@ TaskDeleteHook = Callable[[db.Task], Awaitable[Callable[[], Awaitable[None]]]]
 
 
 class TaskService:
-    on_delete: TaskDeleteHook | None = None  # set by the app: training cleans up jobs and adapter files
+    def __init__(self, on_delete: TaskDeleteHook | None = None) -> None:
+        """``on_delete``: training's check and clean-up of a task's jobs and adapter files."""
+        self.on_delete = on_delete
 
     async def listing(self, ws: uuid.UUID, page: PageRequest, search: str | None) -> Page:
         query = db.Task.filter(workspace_id=ws).order_by("-created", "id")

@@ -1,84 +1,65 @@
 """Variable definitions, value checks and result-template checks: the one place the platform API asks.
 
-The rules themselves live in ``finetune`` (``VariableSpec`` validates definitions and values,
-``ResultTemplate.compile`` checks a template against its variables); this module turns stored rows into
-specs and the ``finetune`` errors into per-field problems for the platform's 400/409 answers.
+The rules themselves live in ``finetune``: ``VariableSpec`` is a variable's one definition (it validates
+definitions and values), ``ResultTemplate.compile`` checks a template against its variables. This module
+turns stored rows into specs and back, reads Ximilar's ``choices`` leniently and turns the ``finetune``
+errors into per-field problems for the platform's 400/409 answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from finetune.template_syntax import TemplateError, find_placeholders
 from finetune.templates import ResultTemplate
-from finetune.variables import VariableError, VariableSpec, VariableValueError
+from finetune.variables import VariableError, VariableSpec, VariableValueError, definition_of
 
 # Which request field a definition error is about, by the first field name its message mentions.
 _FIELDS = ("default_value", "step_size", "min_value", "max_value", "min_length", "max_length", "choices")
 
 
-@dataclass(frozen=True)
-class VariableDef:
-    """A variable's definition as stored (``choices`` already split)."""
-
-    name: str
-    type: str
-    required: bool = False
-    choices: tuple[str, ...] = ()
-    min_value: float | None = None
-    max_value: float | None = None
-    step_size: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    default_value: Any = None
-
-    def spec(self) -> VariableSpec:
-        return VariableSpec(
-            name=self.name, type=self.type, required=self.required,  # type: ignore[arg-type]
-            choices=list(self.choices) if self.choices else None, min_value=self.min_value,
-            max_value=self.max_value, step_size=self.step_size, min_length=self.min_length,
-            max_length=self.max_length, default_value=self.default_value,
-        )  # fmt: skip
+def definition(row: Any) -> VariableSpec:
+    """The definition of a stored ``Variable`` row (or of anything with the definition's attributes)."""
+    return VariableSpec(**definition_of(row))
 
 
-def definition(row: Any) -> VariableDef:
-    """The definition of a stored ``Variable`` row."""
-    return VariableDef(
-        name=row.name, type=row.type, required=row.required, choices=split_choices(row.choices),
-        min_value=row.min_value, max_value=row.max_value, step_size=row.step_size,
-        min_length=row.min_length, max_length=row.max_length, default_value=row.default_value,
-    )  # fmt: skip
+def row_values(var: VariableSpec) -> dict[str, Any]:
+    """A definition as the ``Variable`` row stores it: the type's name, ``choices`` joined with commas."""
+    choices = ",".join(str(choice) for choice in var.choices) if var.choices else None
+    return {**definition_of(var), "type": var.type.value, "choices": choices}
 
 
-def split_choices(choices: str | list[str] | None) -> tuple[str, ...]:
-    """Ximilar's comma-separated ``choices`` (a JSON list is accepted too) as a tuple."""
+def stored_choices(choices: str | list[str] | None) -> str | None:
+    """Ximilar's ``choices`` as stored: comma-separated, items stripped, empty ones dropped; None for none.
+
+    A request may send the comma-separated string or a JSON list of strings.
+    """
     if choices is None:
-        return ()
+        return None
     items = choices.split(",") if isinstance(choices, str) else choices
-    return tuple(str(item).strip() for item in items if str(item).strip())
+    return ",".join(str(item).strip() for item in items if str(item).strip()) or None
 
 
-def definition_problems(var: VariableDef) -> dict[str, str]:
+def definition_problems(var: VariableSpec) -> dict[str, str]:
     """The problem of a definition, by the field it concerns (empty when the definition is sound)."""
     try:
-        var.spec().validate_definition()
+        var.validate_definition()
     except VariableError as exc:
         message = exc.message.removeprefix(f"variable `{var.name}`: ")
         return {_field_of(message, var.name): message}
     return {}
 
 
-def checked_value(var: VariableDef, value: Any) -> Any:
+def checked_value(var: VariableSpec, value: Any) -> Any:
     """``value`` in canonical form (floats on the step grid); ``ValueError`` says which rule it breaks."""
     try:
-        return var.spec().check(value)
+        return var.check(value)
     except VariableValueError as exc:
         raise ValueError(exc.message.removeprefix(f"variable `{var.name}`: ")) from None
 
 
-def value_problem(var: VariableDef, value: Any) -> str | None:
+def value_problem(var: VariableSpec, value: Any) -> str | None:
     try:
         checked_value(var, value)
     except ValueError as exc:
@@ -86,12 +67,12 @@ def value_problem(var: VariableDef, value: Any) -> str | None:
     return None
 
 
-def template_problems(template: str, variables: Iterable[VariableDef]) -> dict[str, str]:
+def template_problems(template: str, variables: Iterable[VariableSpec]) -> dict[str, str]:
     """Why a dataset's ``result_template`` does not fit its variables (empty: it does, or no template)."""
     if not template.strip():
         return {}
     try:
-        ResultTemplate.compile(template, [v.spec() for v in variables])
+        ResultTemplate.compile(template, variables)
     except (TemplateError, VariableError) as exc:
         return {"result_template": str(exc)}
     return {}

@@ -11,51 +11,33 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from finetune.variables import VariableSpec, definition_of
 from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
 from gateway.platform_api.tasks import changes, touch_dataset
 from gateway.platform_api.variable_rules import (
-    VariableDef,
     definition,
     definition_problems,
-    split_choices,
+    row_values,
+    stored_choices,
     template_problems,
     template_variables,
     value_problem,
 )
 
-DEFINITION_FIELDS = (
-    "name",
-    "type",
-    "required",
-    "description",
-    "choices",
-    "min_value",
-    "max_value",
-    "step_size",
-    "min_length",
-    "max_length",
-    "default_value",
-)
 
-
-def check_definition(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate a full definition (all fields); returns the row values (choices joined with commas)."""
-    var = as_definition(values)
+def check_definition(values: dict[str, Any]) -> VariableSpec:
+    """Validate a full definition (every field, as a request or a row gives it); its spec as it is stored."""
+    var = VariableSpec(**{**values, "choices": stored_choices(values.get("choices"))})
     if problems := definition_problems(var):
         raise FieldsInvalidError(problems)
-    return {**values, "choices": ",".join(var.choices) if var.choices else None}
-
-
-def as_definition(values: dict[str, Any]) -> VariableDef:
-    fields = {name: values[name] for name in DEFINITION_FIELDS if name not in ("description", "choices")}
-    return VariableDef(**fields, choices=split_choices(values.get("choices")))
+    return var
 
 
 async def check_template_still_fits(
-    dataset: db.Dataset, changed: VariableDef | None, drop: str | None
+    dataset: db.Dataset, changed: VariableSpec | None, drop: str | None
 ) -> None:
     """409 when the dataset's result_template would no longer compile with the changed variables."""
     if not dataset.result_template.strip():
@@ -85,11 +67,11 @@ class VariableService:
 
     async def create(self, ws: uuid.UUID, body: wire.VariableCreate) -> wire.Variable:
         dataset = await referenced(db.Dataset, body.dataset, ws, "dataset", "Dataset")
-        values = check_definition({name: getattr(body, name) for name in DEFINITION_FIELDS})
-        if await db.Variable.filter(dataset=dataset, name=body.name).exists():
-            raise FieldsInvalidError({"name": f"the dataset already has a variable `{body.name}`"})
-        await check_template_still_fits(dataset, as_definition(values), None)
-        row = await db.Variable.create(dataset=dataset, **values)
+        var = check_definition(definition_of(body))
+        if await db.Variable.filter(dataset=dataset, name=var.name).exists():
+            raise FieldsInvalidError({"name": f"the dataset already has a variable `{var.name}`"})
+        await check_template_still_fits(dataset, var, None)
+        row = await db.Variable.create(dataset=dataset, **row_values(var))
         await touch_dataset(dataset.id)
         return await self.get(ws, row.id)
 
@@ -102,13 +84,13 @@ class VariableService:
             missing = {n: "is required" for n in ("name", "type") if n not in new}
             if missing:
                 raise FieldsInvalidError(missing)
-        values = check_definition({**{n: getattr(row, n) for n in DEFINITION_FIELDS}, **new})
+        var = check_definition({**definition_of(row), **new})
         dataset = await db.Dataset.get(id=row.dataset_id)
-        if values["name"] != row.name:
-            await self._check_rename(row, values["name"], dataset)
-        await self._check_existing_values(row, values)
-        await check_template_still_fits(dataset, as_definition(values), drop=row.name)
-        await row.update_from_dict(values).save()
+        if var.name != row.name:
+            await self._check_rename(row, var.name, dataset)
+        await self._check_existing_values(row, var)
+        await check_template_still_fits(dataset, var, drop=row.name)
+        await row.update_from_dict(row_values(var)).save()
         await touch_dataset(dataset.id)
         return await self.get(ws, variable_id)
 
@@ -139,8 +121,7 @@ class VariableService:
                 code="variable_in_use",
             )
 
-    async def _check_existing_values(self, row: db.Variable, values: dict[str, Any]) -> None:
-        var = as_definition(values)
+    async def _check_existing_values(self, row: db.Variable, var: VariableSpec) -> None:
         bad = 0
         for stored in await db.VariableValue.filter(variable=row).values_list("value", flat=True):
             if value_problem(var, unwrap(stored)) is not None:
@@ -160,17 +141,7 @@ class VariableService:
                 id=r.id,
                 dataset=r.dataset_id,
                 dataset_name=str(names.get(r.dataset_id, "")),
-                name=r.name,
-                type=r.type,
-                required=r.required,
-                description=r.description,
-                choices=r.choices,
-                min_value=r.min_value,
-                max_value=r.max_value,
-                step_size=r.step_size,
-                min_length=r.min_length,
-                max_length=r.max_length,
-                default_value=r.default_value,
+                **definition_of(r),
             )
             for r in rows
         ]

@@ -60,7 +60,7 @@ class SystemController(Controller):
 
     @get("/health", summary="Gateway and engine state; 200 when every engine is up, else 503")
     async def health(self, state: State) -> Response[Health]:
-        body = health_of(state.pool, state.started_at)
+        body = health_of(state.services.pool, state.started_at)
         return Response(body, status_code=200 if body.status == "ok" else 503)
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")

@@ -1,5 +1,5 @@
 """HTTP routes of training: start (Ximilar's ``POST /vlm/v2/task/{id}/train/``), jobs, events, cancel,
-model versions and their loss curves."""
+resume, model versions and their loss curves. One service call each; the service holds the queries."""
 
 from __future__ import annotations
 
@@ -9,25 +9,21 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath
 from litestar.response import File
 
 from gateway.auth import require_api_key
-from gateway.db import models as db
-from gateway.db.keys import Principal
-from gateway.errors import FieldsInvalidError, NotFoundError
-from gateway.platform_api.common import DEFAULT_PAGE_SIZE, get_in_workspace, paginate, workspace_for
-from gateway.platform_api.controllers import PageNo, PageSize, WorkspaceQ, page_request, to_page
+from gateway.dependencies import Page, Ws
+from gateway.errors import FieldsInvalidError
+from gateway.platform_api.crud import to_page
 from gateway.training import schemas as wire
-from gateway.training.inference import Prediction, PredictRequest, TaskInference
-from gateway.training.service import TrainingService, TrainRequest, loss_curve_png
+from gateway.training.service import TrainingService, TrainRequest
 
 _decode_train = msgspec.json.Decoder(TrainRequest).decode
-
-
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.state.principal
-    return principal
+Training = NamedDependency[TrainingService]
+TaskId = FromPath[uuid.UUID]
+JobId = FromPath[uuid.UUID]
+ModelId = FromPath[uuid.UUID]
 
 
 async def train_request(request: Request[Any, Any, Any]) -> TrainRequest:
@@ -50,83 +46,29 @@ class TrainingController(Controller):
 
     @post("/vlm/v2/task/{task_id:uuid}/train/", status_code=201, summary="Start training the task's model")
     async def train(
-        self,
-        request: Request[Any, Any, Any],
-        task_id: FromPath[uuid.UUID],
-        training_service: NamedDependency[TrainingService],
-        workspace: WorkspaceQ = None,
+        self, request: Request[Any, Any, Any], task_id: TaskId, training_service: Training, ws: Ws
     ) -> wire.TrainingJob:
         body = await train_request(request)
-        ws = await workspace_for(_principal(request), body.workspace, workspace)
         return wire.job_out(await training_service.start(ws, task_id, body))
-
-    @post(
-        "/vlm/v2/task/{task_id:uuid}/predict/",
-        status_code=200,
-        summary="Ask the task's model about images: template-constrained text and its typed variables",
-    )
-    async def predict(
-        self,
-        request: Request[Any, Any, Any],
-        task_id: FromPath[uuid.UUID],
-        data: JSONBody[PredictRequest],
-        task_inference: NamedDependency[TaskInference],
-        workspace: WorkspaceQ = None,
-    ) -> Prediction:
-        ws = await workspace_for(_principal(request), data.workspace, workspace)
-        return await task_inference.predict(ws, task_id, data)
 
     @get("/vlm/v2/task/{task_id:uuid}/training-jobs/", summary="List a task's training jobs, newest first")
     async def list_jobs(
-        self,
-        request: Request[Any, Any, Any],
-        task_id: FromPath[uuid.UUID],
-        workspace: WorkspaceQ = None,
-        page: PageNo = 1,
-        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        self, task_id: TaskId, training_service: Training, ws: Ws, paging: Page
     ) -> wire.TrainingJobPage:
-        ws = await workspace_for(_principal(request), workspace)
-        task = await get_in_workspace(db.Task, task_id, ws, "Task")
-        query = db.TrainingJob.filter(task=task).order_by("-created")
-        result = await paginate(query, page_request(request, page, page_size), _render_jobs)
-        return to_page(wire.TrainingJobPage, result)
+        return to_page(wire.TrainingJobPage, await training_service.jobs_page(ws, task_id, paging))
 
     @get("/vlm/v2/training-job/{job_id:uuid}/", summary="Get a training job (status, progress, error)")
-    async def get_job(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[uuid.UUID],
-        training_service: NamedDependency[TrainingService],
-        workspace: WorkspaceQ = None,
-    ) -> wire.TrainingJob:
-        ws = await workspace_for(_principal(request), workspace)
+    async def get_job(self, job_id: JobId, training_service: Training, ws: Ws) -> wire.TrainingJob:
         return wire.job_out(await training_service.get(ws, job_id))
 
     @get("/vlm/v2/training-job/{job_id:uuid}/events/", summary="A training job's events, oldest first")
     async def events(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[uuid.UUID],
-        training_service: NamedDependency[TrainingService],
-        workspace: WorkspaceQ = None,
-        page: PageNo = 1,
-        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        self, job_id: JobId, training_service: Training, ws: Ws, paging: Page
     ) -> wire.TrainingEventPage:
-        ws = await workspace_for(_principal(request), workspace)
-        job = await training_service.get(ws, job_id)
-        query = db.TrainingEvent.filter(job=job).order_by("id")
-        result = await paginate(query, page_request(request, page, page_size), _render_events)
-        return to_page(wire.TrainingEventPage, result)
+        return to_page(wire.TrainingEventPage, await training_service.events_page(ws, job_id, paging))
 
     @post("/vlm/v2/training-job/{job_id:uuid}/cancel/", status_code=200, summary="Cancel a training job")
-    async def cancel(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[uuid.UUID],
-        training_service: NamedDependency[TrainingService],
-        workspace: WorkspaceQ = None,
-    ) -> wire.TrainingJob:
-        ws = await workspace_for(_principal(request), workspace)
+    async def cancel(self, job_id: JobId, training_service: Training, ws: Ws) -> wire.TrainingJob:
         return wire.job_out(await training_service.cancel(ws, job_id))
 
     @post(
@@ -134,65 +76,24 @@ class TrainingController(Controller):
         status_code=200,
         summary="Resume a cancelled or failed job from its last checkpoint",
     )
-    async def resume(
-        self,
-        request: Request[Any, Any, Any],
-        job_id: FromPath[uuid.UUID],
-        training_service: NamedDependency[TrainingService],
-        workspace: WorkspaceQ = None,
-    ) -> wire.TrainingJob:
-        ws = await workspace_for(_principal(request), workspace)
+    async def resume(self, job_id: JobId, training_service: Training, ws: Ws) -> wire.TrainingJob:
         return wire.job_out(await training_service.resume(ws, job_id))
 
     @get("/vlm/v2/task/{task_id:uuid}/models/", summary="List the trained versions of a task's model")
     async def versions(
-        self,
-        request: Request[Any, Any, Any],
-        task_id: FromPath[uuid.UUID],
-        workspace: WorkspaceQ = None,
-        page: PageNo = 1,
-        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        self, task_id: TaskId, training_service: Training, ws: Ws, paging: Page
     ) -> wire.ModelVersionPage:
-        ws = await workspace_for(_principal(request), workspace)
-        task = await get_in_workspace(db.Task, task_id, ws, "Task")
-
-        async def render(rows: Any) -> list[wire.ModelVersion]:
-            return [wire.version_out(r, task.production_version) for r in rows]
-
-        query = db.ModelVersion.filter(task=task).order_by("-version")
-        result = await paginate(query, page_request(request, page, page_size), render)
-        return to_page(wire.ModelVersionPage, result)
+        return to_page(wire.ModelVersionPage, await training_service.versions_page(ws, task_id, paging))
 
     @get("/vlm/v2/model/{model_id:uuid}/", summary="Get one trained model version with its metrics")
-    async def version(
-        self, request: Request[Any, Any, Any], model_id: FromPath[uuid.UUID], workspace: WorkspaceQ = None
-    ) -> wire.ModelVersion:
-        row = await _version_in(await workspace_for(_principal(request), workspace), model_id)
-        task = await db.Task.get(id=row.task_id)
-        return wire.version_out(row, task.production_version)
+    async def version(self, model_id: ModelId, training_service: Training, ws: Ws) -> wire.ModelVersion:
+        return await training_service.version(ws, model_id)
 
     @get(
         "/vlm/v2/model/{model_id:uuid}/loss-curve/",
         summary="The training loss curve of a model version (PNG)",
         media_type="image/png",
     )
-    async def loss_curve(
-        self, request: Request[Any, Any, Any], model_id: FromPath[uuid.UUID], workspace: WorkspaceQ = None
-    ) -> File:
-        row = await _version_in(await workspace_for(_principal(request), workspace), model_id)
-        return File(path=loss_curve_png(row), media_type="image/png", content_disposition_type="inline")
-
-
-async def _version_in(ws: uuid.UUID, model_id: uuid.UUID) -> db.ModelVersion:
-    row = await db.ModelVersion.filter(id=model_id, task__workspace_id=ws).first()
-    if row is None:
-        raise NotFoundError(f"Model {model_id} not found.")
-    return row
-
-
-async def _render_jobs(rows: Any) -> list[wire.TrainingJob]:
-    return [wire.job_out(r) for r in rows]
-
-
-async def _render_events(rows: Any) -> list[wire.TrainingEvent]:
-    return [wire.event_out(r) for r in rows]
+    async def loss_curve(self, model_id: ModelId, training_service: Training, ws: Ws) -> File:
+        path = await training_service.loss_curve(ws, model_id)
+        return File(path=path, media_type="image/png", content_disposition_type="inline")

@@ -45,7 +45,7 @@ class TaskData:
 async def dataset_template(task: db.Task, dataset: db.Dataset) -> DatasetTemplate:
     """Compile a dataset's template with its variables; raises the template module's errors."""
     rows = await db.Variable.filter(dataset=dataset).order_by("created")
-    variables = [definition(v).spec() for v in rows]
+    variables = [definition(v) for v in rows]
     template = ResultTemplate.compile(dataset.result_template, variables)
     return DatasetTemplate(
         dataset_id=dataset.id,

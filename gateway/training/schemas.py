@@ -12,8 +12,8 @@ from typing import Any
 
 from msgspec import Struct
 
+from gateway.catalog.names import version_model_name
 from gateway.db import models as db
-from gateway.training.names import version_model_name
 
 
 class TrainingJob(Struct):

@@ -20,18 +20,19 @@ import shutil
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from tortoise.functions import Max
 
+from gateway.catalog.names import task_model_name
 from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError, NotFoundError
-from gateway.platform_api.common import get_in_workspace
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
+from gateway.training import schemas as wire
 from gateway.training.data import collect_task_data, example_payloads
 from gateway.training.evaluation import eval_plan, write_eval_plan
 from gateway.training.jobs import JobManager, JobStatus
-from gateway.training.names import task_model_name
 from gateway.training.runner import JobResult, TrainingEvent
 
 log = logging.getLogger("vlmgw.training")
@@ -49,9 +50,14 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     workspace: str | None = None
 
 
-# (task, version, adapter dir, job dir) -> metrics; set by the app (gateway.training.serving).
-Publisher = Callable[[db.Task, int, Path, Path], Awaitable[dict[str, Any]]]
-Unpublisher = Callable[[db.Task, int], Awaitable[None]]
+class Publisher(Protocol):
+    """The serving side of a new version (``gateway.training.publication.VersionPublisher``)."""
+
+    async def publish(self, task: db.Task, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
+        """Serve the version and return its metrics (raise to refuse it)."""
+        ...
+
+    async def unpublish(self, task: db.Task, version: int) -> None: ...
 
 
 class DbJobStore:
@@ -111,6 +117,7 @@ class TrainingService:
         image_root: Any,
         base_model_dir: Callable[[str], str],
         served_base_name: str,
+        publisher: Publisher,
         say: Callable[[str], None] = print,
         command: Callable[[Path, bool], list[str]] | None = None,
     ) -> None:
@@ -118,8 +125,7 @@ class TrainingService:
         self.images = image_root
         self.base_model_dir = base_model_dir
         self.served_base_name = served_base_name
-        self.publish: Publisher | None = None
-        self.unpublish: Unpublisher | None = None
+        self.publisher = publisher
         self.jobs = JobManager(jobs_dir, DbJobStore(), self._publish, say=say, command=command)
         self._task_locks: dict[uuid.UUID, asyncio.Lock] = {}
 
@@ -181,6 +187,40 @@ class TrainingService:
             raise NotFoundError(f"Training job {job_id} not found.")
         return job
 
+    async def jobs_page(self, ws: uuid.UUID, task_id: uuid.UUID, page: PageRequest) -> Page:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        query = db.TrainingJob.filter(task=task).order_by("-created")
+        return await paginate(query, page, _render(wire.job_out))
+
+    async def events_page(self, ws: uuid.UUID, job_id: uuid.UUID, page: PageRequest) -> Page:
+        job = await self.get(ws, job_id)
+        return await paginate(db.TrainingEvent.filter(job=job).order_by("id"), page, _render(wire.event_out))
+
+    async def versions_page(self, ws: uuid.UUID, task_id: uuid.UUID, page: PageRequest) -> Page:
+        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        query = db.ModelVersion.filter(task=task).order_by("-version")
+        return await paginate(query, page, _render(lambda r: wire.version_out(r, task.production_version)))
+
+    async def version(self, ws: uuid.UUID, model_id: uuid.UUID) -> wire.ModelVersion:
+        row = await self._version_in(ws, model_id)
+        task = await db.Task.get(id=row.task_id)
+        return wire.version_out(row, task.production_version)
+
+    async def loss_curve(self, ws: uuid.UUID, model_id: uuid.UUID) -> Path:
+        """The PNG of a version's training loss curve."""
+        version = await self._version_in(ws, model_id)
+        path = Path(version.adapter_dir).parent / "loss_curve.png"
+        if not path.exists():
+            raise NotFoundError(f"Model version {version.version} has no loss curve.")
+        return path
+
+    @staticmethod
+    async def _version_in(ws: uuid.UUID, model_id: uuid.UUID) -> db.ModelVersion:
+        row = await db.ModelVersion.filter(id=model_id, task__workspace_id=ws).first()
+        if row is None:
+            raise NotFoundError(f"Model {model_id} not found.")
+        return row
+
     async def cancel(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
         job = await self.get(ws, job_id)
         if job.status in FINAL_STATUSES:
@@ -212,8 +252,7 @@ class TrainingService:
 
         async def cleanup() -> None:
             for version in versions:
-                if self.unpublish is not None:
-                    await self.unpublish(task, version)
+                await self.publisher.unpublish(task, version)
             shutil.rmtree(self.adapters_dir / str(task.id), ignore_errors=True)
             for job_id in jobs:
                 shutil.rmtree(self.jobs.job_dir(job_id), ignore_errors=True)
@@ -242,7 +281,7 @@ class TrainingService:
             try:
                 adapter = target / trained.name
                 job_dir = self.jobs.job_dir(job_id)
-                metrics = await self.publish(task, version, adapter, job_dir) if self.publish else {}
+                metrics = await self.publisher.publish(task, version, adapter, job_dir)
                 await db.ModelVersion.create(
                     task=task, version=version, base_model=self.served_base_name,
                     adapter_dir=str(target / trained.name), metrics=metrics,
@@ -250,8 +289,7 @@ class TrainingService:
                     test_samples=job.test_samples, job=job,
                 )  # fmt: skip
             except BaseException:
-                if self.unpublish is not None:
-                    await self.unpublish(task, version)
+                await self.publisher.unpublish(task, version)
                 shutil.rmtree(target, ignore_errors=True)
                 raise
             job.version = version
@@ -284,8 +322,8 @@ def local_model_dir(model: str | None) -> str:
         ) from None
 
 
-def loss_curve_png(version: db.ModelVersion) -> Path:
-    path = Path(version.adapter_dir).parent / "loss_curve.png"
-    if not path.exists():
-        raise NotFoundError(f"Model version {version.version} has no loss curve.")
-    return path
+def _render(one: Callable[[Any], Any]) -> Callable[[Any], Awaitable[list[Any]]]:
+    async def render(rows: Any) -> list[Any]:
+        return [one(r) for r in rows]
+
+    return render

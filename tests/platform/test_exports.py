@@ -110,7 +110,7 @@ async def wait_done(client: AsyncTestClient[Any], key: str, export_id: str) -> d
 
 
 def exports_dir(client: AsyncTestClient[Any]) -> Path:
-    return Path(client.app.state.export_service.exports_dir)
+    return Path(client.app.state.services.export_service.exports_dir)
 
 
 async def test_adapter_export_downloads_as_a_checksummed_tar(
@@ -246,7 +246,7 @@ async def test_finished_exports_expire(app_client: AsyncTestClient[Any], keys: K
     assert (exports_dir(app_client) / done["id"]).is_dir()
     await asyncio.sleep(TTL_S + 0.5)
     async with in_db(app_client):
-        await app_client.app.state.export_service.sweep()
+        await app_client.app.state.services.export_service.sweep()
     expired = (await app_client.get(f"/vlm/v2/export/{done['id']}/", headers=auth(keys.a))).json()
     assert expired["status"] == "expired" and expired["download_url"] is None
     response = await app_client.get(f"/vlm/v2/export/{done['id']}/download/", headers=auth(keys.a))
@@ -269,7 +269,7 @@ async def test_sweep_fails_jobs_whose_gateway_stopped_and_removes_orphans(
     app_client: AsyncTestClient[Any], keys: Keys, adapter: Path
 ) -> None:
     version = await new_version(app_client, keys.ws_a, adapter)
-    service: ExportService = app_client.app.state.export_service
+    service: ExportService = app_client.app.state.services.export_service
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     async with in_db(app_client):
         dead = await db.ExportJob.create(

@@ -59,10 +59,20 @@ async def train_client(
     )
     app = create_app(settings, engines=[], say=lambda _m: None)
     async with AsyncTestClient(app=app) as client:
-        service = app.state.training_service
+        service = app.state.services.training_service
         service.jobs.command = lambda spec, resume: [sys.executable, str(script), str(spec)]
-        service.publish = stand_in_publish  # no engine here: registration + evaluation run in integration
+        service.publisher = StandInPublisher()  # no engine here: registration + evaluation run in integration
         yield client
+
+
+class StandInPublisher:
+    """The serving side of publishing, without an engine; ``publish`` is swapped by one test."""
+
+    def __init__(self) -> None:
+        self.publish: Any = stand_in_publish
+
+    async def unpublish(self, task: Any, version: int) -> None:
+        return None
 
 
 async def stand_in_publish(task: Any, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
@@ -127,7 +137,7 @@ async def test_train_publishes_a_version_with_events_and_loss_curve(
     curve = await train_client.get(f"/vlm/v2/model/{v1['id']}/loss-curve/", headers=api.headers)
     assert curve.status_code == 200 and curve.headers["content-type"] == "image/png"
     assert curve.content.startswith(b"\x89PNG")
-    stored = Path(train_client.app.state.training_service.adapters_dir) / task["id"] / "v1"
+    stored = Path(train_client.app.state.services.training_service.adapters_dir) / task["id"] / "v1"
     assert (stored / "adapter" / "adapter_config.json").exists() and not list(stored.glob("checkpoint*"))
 
 
@@ -204,17 +214,17 @@ async def test_crash_and_failed_publication_register_nothing(
     crashed = await api.post(f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"crash": True}})
     done = await wait_for(train_client, keys.a, crashed["id"], "succeeded", "failed")
     assert done["status"] == "failed" and "out of memory" in done["error"]
-    service = train_client.app.state.training_service
+    service = train_client.app.state.services.training_service
 
     async def broken(*_args: Any) -> dict[str, Any]:
         raise RuntimeError("engine refused the adapter")
 
-    service.publish = broken
+    service.publisher.publish = broken
     try:
         job = await api.post(f"/vlm/v2/task/{task['id']}/train/", {})
         done = await wait_for(train_client, keys.a, job["id"], "succeeded", "failed")
     finally:
-        service.publish = stand_in_publish
+        service.publisher.publish = stand_in_publish
     assert done["status"] == "failed" and "engine refused the adapter" in done["error"]
     versions = (await train_client.get(f"/vlm/v2/task/{task['id']}/models/", headers=api.headers)).json()
     assert versions["count"] == 0
@@ -228,7 +238,7 @@ async def test_deleting_a_task_removes_its_jobs_versions_and_files(
 ) -> None:
     api = Api(train_client, keys.a)
     task = await colour_task(api)
-    service = train_client.app.state.training_service
+    service = train_client.app.state.services.training_service
     slow = await api.post(
         f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": 500, "sleep": 0.05}}
     )

@@ -88,7 +88,6 @@ async def test_engine_down_forgets_adapters_and_reloads_them(
     pool: EnginePool, fake_engine: FakeVLLM, tmp_path: Path
 ) -> None:
     registry = registry_with(pool, tmp_path, ["a"])
-    pool.on_state = registry.on_engine_state
     engine = await registry.engine_for("a")
     pool.mark_down(engine, "engine process exited")
     assert registry.loaded_on(engine) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.app import build_engines, media_via_files
+from gateway.engines import build_engines, media_via_files
 from gateway.settings import Settings
 
 

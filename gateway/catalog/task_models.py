@@ -1,4 +1,4 @@
-"""Trained task models as served models: names, workspace checks, and registration with the adapter registry.
+"""Trained task models as a model kind: names, workspace checks, and registration with the adapter registry.
 
 Every trained version is an adapter registered as ``task-<task id>-v<N>``; ``task-<task id>`` names the
 task's production version and is resolved on each request, so moving ``production_version`` takes effect at
@@ -12,22 +12,26 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
 
 from adapters.registry import AdapterError, AdapterRegistry
+from gateway.catalog.catalog import Workspace
+from gateway.catalog.names import parse_model_name, task_model_name, version_model_name
 from gateway.db import models as db
 from gateway.errors import ModelNotFoundError
-from gateway.openai_api.protocol import ModelCard, ModelList
-from gateway.training.evaluation import Complete, compare_versions, read_eval_plan
-from gateway.training.names import parse_model_name, task_model_name, version_model_name
+from gateway.openai_api.protocol import ModelCard
 
-log = logging.getLogger("vlmgw.training")
+log = logging.getLogger("vlmgw.catalog")
 
 
 class TaskModels:
-    def __init__(self, registry: AdapterRegistry, served_base_name: str) -> None:
+    """``ModelKind`` of trained task models; ``base`` is the served base model they were trained on."""
+
+    def __init__(self, registry: AdapterRegistry, base: str) -> None:
         self.registry = registry
-        self.base = served_base_name
+        self.base = base
+
+    def claims(self, model: str) -> bool:
+        return parse_model_name(model) is not None
 
     def register(self, task_id: uuid.UUID, version: int, adapter_dir: str | Path) -> str:
         name = version_model_name(task_id, version)
@@ -53,14 +57,14 @@ class TaskModels:
                 log.warning("model %s v%s not served: %s", row.task_id, row.version, exc)
         return count
 
-    async def resolve(self, model: str, workspace: str | None) -> str:
-        """The adapter name to serve ``model``; other names come back unchanged."""
+    async def adapter_for(self, model: str, workspace: Workspace) -> str:
+        """The adapter name that serves ``model`` (a version, or the task's production version)."""
         parsed = parse_model_name(model)
         if parsed is None:
-            return model
+            raise ModelNotFoundError(model)
         task_id, version = parsed
         task = await db.Task.filter(id=task_id).first()
-        if task is None or (workspace is not None and str(task.workspace_id) != workspace):
+        if task is None or (workspace is not None and str(task.workspace_id) != str(workspace)):
             raise ModelNotFoundError(model)
         if version is None:
             version = task.production_version
@@ -74,11 +78,11 @@ class TaskModels:
             self.register(task_id, version, row.adapter_dir)
         return name
 
-    async def visible(self, models: ModelList, workspace: str | None) -> ModelList:
-        """The model list as one workspace sees it: its own task versions, plus a card per task alias."""
+    async def visible(self, cards: list[ModelCard], workspace: Workspace) -> list[ModelCard]:
+        """The cards as one workspace sees them: its own task versions, plus a card per task alias."""
         ours = {str(t) for t in await db.Task.filter(workspace_id=workspace).values_list("id", flat=True)}
         kept: list[ModelCard] = []
-        for card in models.data:
+        for card in cards:
             parsed = parse_model_name(card.id)
             if parsed is None or str(parsed[0]) in ours:
                 kept.append(card)
@@ -92,23 +96,4 @@ class TaskModels:
                     root=target.root, parent=target.parent, max_model_len=target.max_model_len,
                 )  # fmt: skip
                 kept.append(alias)
-        return ModelList(data=kept)
-
-
-class VersionPublisher:
-    """What publishing a trained version means on the serving side: register it, then measure it (and the
-    base model and the previous version) on the held-out samples through the chat service."""
-
-    def __init__(self, models: TaskModels, complete: Complete) -> None:
-        self.models = models
-        self.complete = complete
-
-    async def publish(self, task: db.Task, version: int, adapter_dir: Path, job_dir: Path) -> dict[str, Any]:
-        name = self.models.register(task.id, version, adapter_dir)
-        previous = await db.ModelVersion.filter(task=task, version__lt=version).order_by("-version").first()
-        previous_name = version_model_name(task.id, previous.version) if previous is not None else None
-        plan = read_eval_plan(job_dir)
-        return await compare_versions(self.complete, plan, name, self.models.base, previous_name)
-
-    async def unpublish(self, task: db.Task, version: int) -> None:
-        self.models.unregister(task.id, version)
+        return kept

@@ -18,13 +18,13 @@ import msgspec
 from msgspec import Meta
 
 from finetune.examples import fill_prompt
+from gateway.catalog.names import version_model_name
 from gateway.db import models as db
 from gateway.errors import BadRequestError, FieldsInvalidError
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.protocol import ChatCompletionRequest, Usage
 from gateway.platform_api.common import get_in_workspace
 from gateway.training.data import dataset_template
-from gateway.training.names import version_model_name
 
 
 class ImageRecord(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -66,6 +66,8 @@ def _image_url(record: ImageRecord, index: int) -> str:
 
 
 class TaskInference:
+    """Answers ``predict`` calls through the chat service (which resolves the model through the catalog)."""
+
     def __init__(self, chat: ChatService, served_base_name: str) -> None:
         self.chat = chat
         self.base = served_base_name
