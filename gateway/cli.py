@@ -1,4 +1,4 @@
-"""The ``vlmgw`` command: serve | tiny-model | quickstart | openapi | keys.
+"""The ``vlmgw`` command: serve | tiny-model | quickstart | openapi | keys | export.
 
 ``vlmgw serve --model M [-- VLLM_ARGS...]``: everything after a bare ``--`` is passed to vLLM unchanged.
 """
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.exports.cli import add_export_parser, cmd_export
 from gateway.keys_cli import add_keys_parser, run_keys
 from gateway.settings import Settings
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--write", action="store_true", help="write openapi/openapi.json in the source tree")
 
     add_keys_parser(sub)
+    add_export_parser(sub)
 
     quick = sub.add_parser(
         "quickstart",
@@ -182,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_openapi(args)
     if args.command == "keys":
         return run_keys(args)
+    if args.command == "export":
+        return cmd_export(args)
     try:
         settings = settings_from_args(args, engine_args)
     except ValueError as exc:

@@ -7,6 +7,7 @@ dependency order, lowest first:
     fetcher -> image service -> media pipeline
     catalog + media + structured output -> chat service
     task models + chat -> version publisher -> training service -> platform services -> task inference
+    settings -> export service (trained versions' files on disk; its own child processes)
 
 ``running_services`` opens the database and starts the engines (it is the app's lifespan's body) and yields
 a ``Services``; ``SERVICE_DEPENDENCIES`` makes each service injectable into route handlers by name.
@@ -34,6 +35,8 @@ from gateway.catalog import ModelCatalog, TaskModels
 from gateway.db.connection import open_database
 from gateway.db.keys import ensure_defaults
 from gateway.engines import Say, build_engines, engine_metrics, media_via_files
+from gateway.exports.controllers import ExportController
+from gateway.exports.service import ExportService, build_export_service
 from gateway.jobs.leases import JobLeases
 from gateway.media.pipeline import MediaPipeline, fetcher_from_settings
 from gateway.metrics import Metrics
@@ -60,7 +63,7 @@ from models_store.image_store import ImageStore
 from models_store.store import open_store
 
 ROUTES = [ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS, SampleController,
-          TrainingController, PredictionController]  # fmt: skip
+          TrainingController, PredictionController, ExportController]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Services:
     task_inference: TaskInference
     prediction_service: PredictionService
     predictions: Predictions  # the predictions API's background loops (batch runner, callbacks)
+    export_service: ExportService
 
 
 def _provider(name: str) -> Callable[[State], Any]:
@@ -126,8 +130,10 @@ async def running_services(
             await services.task_models.register_all()
             services.training_service.start_background()  # job leases: heartbeat, take-overs
             await services.predictions.start()
+            await services.export_service.start_background()
             yield services
         finally:
+            await services.export_service.close()
             await services.predictions.close()
             await services.training_service.close()
             await pool.stop()
@@ -171,6 +177,6 @@ def _build(
         training_service=training, task_service=task_service, dataset_service=dataset_service,
         variable_service=variable_service, sample_service=sample_service,
         task_inference=TaskInference(chat, served_base), prediction_service=predictions.service,
-        predictions=predictions,
+        predictions=predictions, export_service=build_export_service(settings, store),
     )  # fmt: skip
     return services, media

@@ -113,6 +113,10 @@ class Settings(msgspec.Struct, kw_only=True):
     callback_max_attempts: int = 5
     callback_backoff_s: float = 2.0
     callback_timeout_s: float = 10.0
+    # Exports of trained models (README "Take the model home"): how long a finished archive is kept before
+    # it is deleted, and how many conversions one gateway runs at once (each loads the whole model).
+    export_ttl_s: float = 24 * 3600.0
+    export_concurrency: int = 1
 
     def replace(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)

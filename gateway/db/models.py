@@ -393,3 +393,38 @@ class WebhookSecret(Model):
 
     class Meta:
         table = "webhook_secret"
+
+
+# ---- Exports (gateway/exports) ---------------------------------------------------------------------------
+# An export of a trained model version: a child process converts it, the archive lands in the model store
+# under ``exports/<id>/``; ``expires`` is when the archive is deleted; ``heartbeat`` is renewed by the
+# gateway running the job (a job whose heartbeat stops was interrupted). ``events`` are its progress lines.
+class ExportJob(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="exports", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    version: fields.ForeignKeyRelation[ModelVersion] = fields.ForeignKeyField(
+        "models.ModelVersion", related_name="exports", on_delete=fields.CASCADE
+    )
+    version_id: uuid.UUID
+    model = fields.CharField(max_length=300)
+    format = fields.CharField(max_length=16)
+    gguf_type = fields.CharField(max_length=8, default="")
+    status = fields.CharField(max_length=16, default="queued", db_index=True)
+    stage = fields.CharField(max_length=64, default="")
+    progress = fields.FloatField(default=0.0)
+    error = fields.TextField(null=True)
+    events: Any = fields.JSONField(default=list)
+    file_name = fields.CharField(max_length=300, default="")
+    size_bytes = fields.BigIntField(null=True)
+    sha256 = fields.CharField(max_length=64, default="")
+    created = fields.DatetimeField(auto_now_add=True)
+    started = fields.DatetimeField(null=True)
+    finished = fields.DatetimeField(null=True)
+    expires = fields.DatetimeField(null=True)
+    heartbeat = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "export_job"

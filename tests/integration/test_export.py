@@ -1,0 +1,230 @@
+"""Take the model home, on real vLLM: a task trained over the API, exported over the API, answers outside
+the gateway exactly as the gateway + vLLM answer with the trained adapter.
+
+- ``merged``: the downloaded folder, loaded with transformers, gives the same greedy answers as the
+  trained version through the gateway; the same folder served by a second vLLM gives them too.
+- ``adapter``: the downloaded adapter on the base model with peft gives them too.
+- ``gguf``: the downloaded files read back with the ``gguf`` package (llama.cpp's own check is the
+  benchmark ``benchmarks/gguf_llama_cpp.py``: llama-cpp-python builds from source for ~26 minutes).
+Downloads are checked against their SHA-256 header.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from adapters.supervisor import free_port
+from tests.integration.conftest import GatewayProcess, keys_cli
+from tests.support import colour_task
+from tests.support.export_model import greedy, image_inputs
+
+COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
+              "white": "black"}  # fmt: skip
+
+
+class Platform:
+    def __init__(self, url: str, key: str) -> None:
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Token {key}"}, timeout=120)
+
+    def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        response = self.http.request(method, path, json=body)
+        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def wait(self, path: str, busy: tuple[str, ...] = ("queued", "running")) -> dict[str, Any]:
+        deadline = time.monotonic() + 900
+        body: dict[str, Any] = self.call("GET", path)
+        while body["status"] in busy and time.monotonic() < deadline:
+            time.sleep(1)
+            body = self.call("GET", path)
+        return body
+
+
+@pytest.fixture(scope="module")
+def version(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A task trained over the API to answer the complementary colour as JSON; its version 1 and the key."""
+    key = keys_cli(gateway, "create", "--user", "exporter", "--workspace", "export-ws")
+    api = Platform(gateway.url, key)
+    dataset = api.call("POST", "/vlm/v2/dataset/", {"name": "c", "user_prompt": colour_task.PROMPT}, 201)
+    choices = ",".join(colour_task.TASK_COLOURS)
+    body = {"dataset": dataset["id"], "name": "color", "type": "string", "choices": choices}
+    variable = api.call("POST", "/vlm/v2/variable/", body, 201)
+    api.call("PATCH", f"/vlm/v2/dataset/{dataset['id']}/", {"result_template": '{"color": "{{color}}"}'})
+    root = tmp_path_factory.mktemp("export-task")
+    train = colour_task.write_images(root / "train", 4, seed=1)
+    test = colour_task.write_images(root / "test", 1, seed=2)
+    for held_out, (path, colour) in [(False, p) for p in train] + [(True, p) for p in test]:
+        image = api.call(
+            "POST", "/vlm/v2/image/", {"_base64": base64.b64encode(path.read_bytes()).decode()}, 201
+        )
+        sample = api.call(
+            "POST",
+            "/vlm/v2/sample/",
+            {"dataset": dataset["id"], "image_ids": [image["id"]], "test": held_out},
+            201,
+        )
+        api.call(
+            "POST", f"/vlm/v2/sample/{sample['id']}/add-variable-value/",
+            {"dataset_variable": variable["id"], "value": {"value": COMPLEMENT[colour]}},
+        )  # fmt: skip
+    task = api.call("POST", "/vlm/v2/task/", {"name": "export me", "datasets": [dataset["id"]]}, 201)
+    job = api.call("POST", f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": 60}}, 201)
+    job = api.wait(f"/vlm/v2/training-job/{job['id']}/")
+    assert job["status"] == "succeeded", f"{job}\n{gateway.log_tail()}"
+    (row,) = api.call("GET", f"/vlm/v2/task/{task['id']}/models/")["results"]
+    return {"key": key, "api": api, "id": row["id"], "model": row["model"]}
+
+
+@pytest.fixture(scope="module")
+def new_images(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
+    return colour_task.write_images(tmp_path_factory.mktemp("new-images"), 1, seed=7)
+
+
+def ask(client: openai.OpenAI, model: str, image: Path) -> str:
+    uri = "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
+    answer = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": colour_task.PROMPT},
+        ]}],  # type: ignore[misc,list-item]
+        max_tokens=16, temperature=0,
+    )  # fmt: skip
+    return (answer.choices[0].message.content or "").strip()
+
+
+@pytest.fixture(scope="module")
+def served_answers(
+    gateway: GatewayProcess, version: dict[str, Any], new_images: list[tuple[Path, str]]
+) -> list[str]:
+    """The trained version's greedy answers through the gateway and vLLM; it learned the task."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=version["key"], max_retries=0, timeout=120)
+    answers = [ask(client, version["model"], path) for path, _ in new_images]
+    right = sum(
+        a == colour_task.target_for(COMPLEMENT[c]) for a, (_, c) in zip(answers, new_images, strict=True)
+    )
+    assert right >= 4, answers  # the adapter is in effect: the base model names the colour it sees
+    return answers
+
+
+def export(version: dict[str, Any], fmt: str, into: Path) -> Path:
+    """Export over the API, download the tar, check its SHA-256, unpack it; the export's folder."""
+    api: Platform = version["api"]
+    started = api.call("POST", f"/vlm/v2/model/{version['id']}/export/", {"format": fmt}, 201)
+    done = api.wait(f"/vlm/v2/export/{started['id']}/")
+    assert done["status"] == "succeeded", done
+    download = api.http.get(done["download_url"])
+    assert download.status_code == 200
+    assert (
+        hashlib.sha256(download.content).hexdigest()
+        == download.headers["x-checksum-sha256"]
+        == done["sha256"]
+    )
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
+        tar.extractall(into, filter="data")
+    (folder,) = into.iterdir()
+    return folder
+
+
+def test_merged_export_answers_like_the_served_adapter(
+    version: dict[str, Any], served_answers: list[str], new_images: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = export(version, "merged", tmp_path)
+    model = AutoModelForImageTextToText.from_pretrained(str(folder)).eval()
+    processor = AutoProcessor.from_pretrained(str(folder))
+    local = [greedy(model, processor, image_inputs(processor, path, colour_task.PROMPT), 16).strip()
+             for path, _ in new_images]  # fmt: skip
+    assert local == served_answers
+
+
+def test_adapter_export_answers_like_the_served_adapter(
+    version: dict[str, Any], served_answers: list[str], new_images: list[tuple[Path, str]], tmp_path: Path,
+    tiny_model_dir: Path,
+) -> None:  # fmt: skip
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = export(version, "adapter", tmp_path)
+    base = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir))
+    model = PeftModel.from_pretrained(base, str(folder)).eval()
+    processor = AutoProcessor.from_pretrained(str(tiny_model_dir))
+    local = [greedy(model, processor, image_inputs(processor, path, colour_task.PROMPT), 16).strip()
+             for path, _ in new_images]  # fmt: skip
+    assert local == served_answers
+
+
+def test_gguf_export_over_the_api_reads_back(version: dict[str, Any], tmp_path: Path) -> None:
+    import gguf
+
+    folder = export(version, "gguf", tmp_path)
+    stem = version["model"]
+    text = gguf.GGUFReader(folder / f"{stem}.gguf")
+    vision = gguf.GGUFReader(folder / f"mmproj-{stem}.gguf")
+    assert text.fields["general.architecture"].contents() == "qwen2vl"
+    assert vision.fields["clip.projector_type"].contents() == "qwen2vl_merger"
+    assert len(text.tensors) == 2 + 2 * 12 and len(vision.tensors) == 2 + 2 * 16 + 6
+
+
+@pytest.fixture
+def merged_vllm(version: dict[str, Any], tmp_path: Path) -> Any:
+    """A second vLLM serving the downloaded merged folder (stopped with its process group afterwards)."""
+    from adapters.supervisor import vllm_installed
+
+    if not vllm_installed():
+        pytest.fail("vLLM is not installed: run `uv sync --extra cpu`")
+    folder = export(version, "merged", tmp_path / "merged")
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
+        "--served-model-name", "merged", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
+        "--max-model-len", "2048", "--max-num-seqs", "8",
+    ]  # fmt: skip
+    log = (tmp_path / "vllm.log").open("wb")
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"vLLM exited on the merged folder:\n{(tmp_path / 'vllm.log').read_text()[-3000:]}"
+                )
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("vLLM did not become healthy on the merged folder")
+        yield openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+def test_merged_export_serves_in_vllm_with_the_same_answers(
+    merged_vllm: openai.OpenAI, served_answers: list[str], new_images: list[tuple[Path, str]]
+) -> None:
+    assert [ask(merged_vllm, "merged", path) for path, _ in new_images] == served_answers
