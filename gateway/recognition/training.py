@@ -123,7 +123,7 @@ def examples(spec: ClassifierSpec, image: LabelledImage) -> list[dict[str, Any]]
 
     def example(user: str, target: str, suffix: str = "") -> dict[str, Any]:
         return {"sample_id": f"{image.id}{suffix}", "system": None, "user": user, "images": [image.path],
-                "image_selection": "all", "target": target}  # fmt: skip
+                "image_selection": "ordered", "target": target}  # fmt: skip
 
     if spec.type == "multi_label":
         return [
