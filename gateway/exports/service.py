@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.db import models as db
-from gateway.errors import ConflictError, FieldsInvalidError, GatewayError, NotFoundError
+from gateway.errors import ClientError, ConflictError, FieldsInvalidError, NotFoundError
 from gateway.exports.runner import ExportEvent, run_export
 from gateway.exports.schemas import Export, ExportRequest, export_out
 from gateway.exports.sources import BaseModels, export_source
@@ -42,10 +42,8 @@ ACTIVE = ("queued", "running")
 Command = Callable[[ExportSource, str, str, Path], list[str]]
 
 
-class ExportGoneError(GatewayError):
-    status_code = 410
-    error_type = "invalid_request_error"
-    default_code = "export_expired"
+class ExportGoneError(ClientError, status=410, code="export_expired"):
+    """410: the export's archive has expired and was deleted."""
 
 
 def exporter_command(source: ExportSource, fmt: str, gguf_type: str, archive: Path) -> list[str]:
