@@ -23,6 +23,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,26 +69,18 @@ def event(message: str, level: str = "info", **data: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(kw_only=True, eq=False)
 class ExportService:
-    def __init__(
-        self,
-        *,
-        exports_dir: Path,
-        jobs_dir: Path,
-        bases: BaseModels,
-        ttl_s: float,
-        concurrency: int = 1,
-        command: Command = exporter_command,
-        heartbeat_s: float = 15.0,
-        adapter_path: Callable[[str], Path] = Path,
-    ) -> None:
-        self.adapter_path = adapter_path
-        self.exports_dir = exports_dir
-        self.jobs_dir = jobs_dir
-        self.bases = bases
-        self.ttl_s = ttl_s
-        self.command = command
-        self.heartbeat_s = heartbeat_s
+    exports_dir: Path
+    jobs_dir: Path
+    bases: BaseModels
+    ttl_s: float
+    concurrency: InitVar[int] = 1
+    command: Command = exporter_command
+    heartbeat_s: float = 15.0
+    adapter_path: Callable[[str], Path] = Path
+
+    def __post_init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._start_lock = asyncio.Lock()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
