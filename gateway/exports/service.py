@@ -32,7 +32,7 @@ from gateway.errors import ClientError, ConflictError, FieldsInvalidError, NotFo
 from gateway.exports.runner import ExportEvent, run_export
 from gateway.exports.schemas import Export, ExportRequest, export_out
 from gateway.exports.sources import BaseModels, export_source
-from gateway.platform_api.common import Page, PageRequest, paginate
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
 from gateway.training.service import local_adapter_path
 from models_store.export import ExportError, ExportRefused, ExportSource, check_format
 from models_store.store import Store
@@ -113,10 +113,7 @@ class ExportService:
 
     @staticmethod
     async def version_in(ws: uuid.UUID, version_id: uuid.UUID) -> db.ModelVersion:
-        row = await db.ModelVersion.filter(id=version_id, task__workspace_id=ws).first()
-        if row is None:
-            raise NotFoundError(f"Model {version_id} not found.")
-        return row
+        return await get_in_workspace(db.ModelVersion, version_id, ws, "Model")
 
     @staticmethod
     async def _refuse_duplicate(version: db.ModelVersion, fmt: str, gguf_type: str) -> None:

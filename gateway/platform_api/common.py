@@ -64,7 +64,7 @@ async def paginate(
 
 
 async def get_in_workspace(model: type[M], object_id: uuid.UUID, workspace: uuid.UUID, what: str) -> M:
-    """The object with ``object_id`` in ``workspace`` (directly or via its dataset), else 404."""
+    """The object with ``object_id`` in ``workspace`` (directly, or via its dataset or task), else 404."""
     row = await model.filter(id=object_id, **_workspace_filter(model, workspace)).first()
     if row is None:
         raise NotFoundError(f"{what} {object_id} not found.")
@@ -139,4 +139,6 @@ def _workspace_filter(model: type[Model], workspace: uuid.UUID) -> dict[str, Any
         return {"workspace_id": workspace}
     if "dataset" in fields:
         return {"dataset__workspace_id": workspace}
+    if "task" in fields:
+        return {"task__workspace_id": workspace}
     raise TypeError(f"{model.__name__} has no workspace")
