@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import KW_ONLY, InitVar, dataclass
 
 from gateway.predictions.claims import ClaimStore
 
@@ -68,20 +69,17 @@ async def poll_forever(
         await wait_for_wake(wake, every_s)
 
 
+@dataclass(eq=False)
 class BatchRunner:
-    def __init__(
-        self,
-        claims: ClaimStore,
-        execute: Execute,
-        *,
-        concurrency: int = 2,
-        poll_interval_s: float = 2.0,
-        wake: asyncio.Event | None = None,
-    ) -> None:
-        self.claims = claims
-        self.execute = execute
-        self.concurrency = max(concurrency, 1)
-        self.poll_interval_s = poll_interval_s
+    claims: ClaimStore
+    execute: Execute
+    _: KW_ONLY
+    concurrency: int = 2
+    poll_interval_s: float = 2.0
+    wake: InitVar[asyncio.Event | None] = None
+
+    def __post_init__(self, wake: asyncio.Event | None) -> None:
+        self.concurrency = max(self.concurrency, 1)
         self._wake = wake or asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
