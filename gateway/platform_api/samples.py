@@ -91,8 +91,7 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
             start = (top[0]["m"] + 1) if top and top[0]["m"] is not None else 0
             for offset, image in enumerate(images):
                 await db.SampleImage.create(sample=sample, image=image, position=start + offset)
-        await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self._touched(ws, sample)
 
     async def remove_images(self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.ImageIds) -> wire.Sample:
         sample = await self.row(ws, sample_id)
@@ -103,8 +102,7 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
                 if link.position != position:
                     link.position = position
                     await link.save(update_fields=["position"])
-        await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self._touched(ws, sample)
 
     async def set_value(
         self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.VariableValueSet
@@ -119,8 +117,7 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
         await db.VariableValue.update_or_create(
             sample=sample, variable=variable, defaults={"value": {"value": value}}
         )
-        await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self._touched(ws, sample)
 
     async def remove_value(
         self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.VariableValueRef
@@ -128,8 +125,12 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
         sample = await self.row(ws, sample_id)
         variable = await self._variable(sample, body.dataset_variable)
         await db.VariableValue.filter(sample=sample, variable=variable).delete()
+        return await self._touched(ws, sample)
+
+    async def _touched(self, ws: uuid.UUID, sample: db.Sample) -> wire.Sample:
+        """The sample after a change: its dataset marked changed (``touch_dataset``), the sample rendered."""
         await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self.get(ws, sample.id)
 
     @staticmethod
     async def _variable(sample: db.Sample, variable_id: uuid.UUID) -> db.Variable:
