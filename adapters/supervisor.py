@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -107,19 +107,25 @@ class EngineSpec:
         return env
 
 
-@dataclass(eq=False)
 class VLLMSupervisor:
     """Keeps one vLLM server running until ``stop``; reports its state through callbacks."""
 
-    spec: EngineSpec
-    _: KW_ONLY
-    say: Say = print
-    max_backoff_s: float = 30.0
-    start_timeout_s: float = 900.0
-    on_down: Callable[[], None] | None = None
-    on_ready: Callable[[], Awaitable[None]] | None = None
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        spec: EngineSpec,
+        *,
+        say: Say = print,
+        max_backoff_s: float = 30.0,
+        start_timeout_s: float = 900.0,
+        on_down: Callable[[], None] | None = None,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.say = say
+        self.max_backoff_s = max_backoff_s
+        self.start_timeout_s = start_timeout_s
+        self.on_down = on_down
+        self.on_ready = on_ready
         self.state = "stopped"
         self.pid: int | None = None
         self.restarts = 0
@@ -128,7 +134,7 @@ class VLLMSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self._client = EngineClient(self.spec.url, connect_timeout_s=2.0)
+        self._client = EngineClient(spec.url, connect_timeout_s=2.0)
 
     async def start(
         self,

@@ -151,8 +151,10 @@ class EngineUnavailableError(GatewayError, status=503, type="service_unavailable
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
-class EngineTimeoutError(GatewayError, status=504, type="timeout", code="engine_timeout"):
-    """The engine did not answer in time."""
+class EngineTimeoutError(GatewayError):
+    status_code = 504
+    error_type = "timeout"
+    default_code = "engine_timeout"
 
 
 _REJECTED_BY_STATUS: dict[int, type[GatewayError]] = {

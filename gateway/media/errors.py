@@ -50,5 +50,7 @@ class MediaTimeout(MediaError, code="media_fetch_timeout"):
     """Fetching took longer than the configured time-out."""
 
 
-class MediaNotFound(MediaError, code="media_not_found"):
+class MediaNotFound(MediaError):
     """A stored-image reference (``image://ID``) that does not exist in the caller's workspace."""
+
+    default_code = "media_not_found"

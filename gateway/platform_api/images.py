@@ -25,7 +25,7 @@ from gateway.media.errors import MediaError
 from gateway.media.fetch import Fetcher
 from gateway.media.pipeline import decode_data_uri
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.common import EntityService, Page, PageRequest, paginate
+from gateway.platform_api.common import EntityService, Page, PageRequest, get_in_workspace, paginate
 from models_store.image_store import ImageRejected, ImageStore, StoredImage, inspect_image
 
 MIME = {
@@ -66,7 +66,7 @@ class ImageService(EntityService[db.Image, wire.Image]):
 
     async def file(self, ws: uuid.UUID, image_id: uuid.UUID) -> tuple[bytes, str]:
         """The image's bytes and media type."""
-        row = await self.row(ws, image_id)
+        row = await get_in_workspace(db.Image, image_id, ws, "Image")
         data = await asyncio.to_thread(self.store.read, row.sha256)
         return data, MIME.get(row.format, "application/octet-stream")
 

@@ -21,7 +21,16 @@ from gateway.db import models as db
 from gateway.db.render import from_row
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.common import EntityService, Page, PageRequest, paginate, referenced, where
+from gateway.platform_api.common import (
+    EntityService,
+    Page,
+    PageRequest,
+    changes,
+    paginate,
+    referenced,
+    require_fields,
+    where,
+)
 from gateway.platform_api.variable_rules import definition, template_problems
 
 
@@ -115,7 +124,13 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
         dataset = await db.Dataset.create(workspace_id=ws, **values)
         return await self.get(ws, dataset.id)
 
-    async def change(self, dataset: db.Dataset, values: dict[str, Any], *, put: bool) -> None:
+    async def update(  # the base's, with the template checked before the change is stored
+        self, ws: uuid.UUID, dataset_id: uuid.UUID, body: msgspec.Struct, *, put: bool
+    ) -> wire.Dataset:
+        dataset = await self.row(ws, dataset_id)
+        values = changes(body)
+        if put:
+            require_fields(values, ("name",))
         if "result_template" in values:
             variables = [definition(v) for v in await db.Variable.filter(dataset=dataset)]
             if problems := template_problems(values["result_template"], variables):
@@ -123,6 +138,7 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
         if values:
             values.setdefault("version", today())
             await dataset.update_from_dict(values).save()
+        return await self.get(ws, dataset_id)
 
     async def delete(self, ws: uuid.UUID, dataset_id: uuid.UUID) -> None:
         """Delete a dataset with its variables, samples and values; refused while a task uses it."""
@@ -148,8 +164,18 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
         samples = await _counts(db.Sample, ids)
         variables = await _counts(db.Variable, ids)
         return [
-            from_row(
-                wire.Dataset, d, samples_count=samples.get(d.id, 0), variables_count=variables.get(d.id, 0)
+            wire.Dataset(
+                id=d.id,
+                name=d.name,
+                created=d.created,
+                description=d.description,
+                version=d.version,
+                system_prompt=d.system_prompt,
+                user_prompt=d.user_prompt,
+                result_template=d.result_template,
+                samples_count=samples.get(d.id, 0),
+                variables_count=variables.get(d.id, 0),
+                workspace=d.workspace_id,
             )
             for d in datasets
         ]

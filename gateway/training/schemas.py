@@ -88,13 +88,25 @@ def job_out(row: db.TrainingJob) -> TrainingJob:
     progress = min(1.0, row.step / row.total_steps) if row.total_steps else 0.0
     if row.status == "succeeded":
         progress = 1.0
-    return from_row(
-        TrainingJob,
-        row,
+    return TrainingJob(
+        id=row.id,
         object="training.job",
+        task=row.task_id,
+        status=row.status,
+        created=row.created,
+        started=row.started,
+        finished=row.finished,
+        step=row.step,
+        total_steps=row.total_steps,
         progress=round(progress, 4),
+        loss=row.loss,
+        eta_s=row.eta_s,
+        train_samples=row.train_samples,
+        test_samples=row.test_samples,
         hyperparameters=row.hyperparameters or {},
+        version=row.version,
         model=version_model_name(row.task_id, row.version) if row.version else None,
+        error=row.error,
     )
 
 

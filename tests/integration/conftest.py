@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,6 @@ import pytest
 
 from adapters.supervisor import free_port, vllm_installed
 from models_store.tiny_model import TinyModelSpec, cached_tiny_model
-from tests.support import health
 
 API_KEY = "test-key-integration"
 MODEL = "tiny"
@@ -49,10 +49,16 @@ class GatewayProcess:
 
 
 def wait_healthy(gw: GatewayProcess, timeout_s: float) -> None:
-    if health.wait_healthy(gw.url, timeout_s, gw.proc):
-        return
-    if gw.proc.poll() is not None:
-        pytest.fail(f"gateway exited with {gw.proc.returncode} during start-up:\n{gw.log_tail()}")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if gw.proc.poll() is not None:
+            pytest.fail(f"gateway exited with {gw.proc.returncode} during start-up:\n{gw.log_tail()}")
+        try:
+            if gw.health().status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
     pytest.fail(f"gateway not healthy after {timeout_s} s:\n{gw.log_tail()}")
 
 
