@@ -12,7 +12,7 @@ error answers become gateway errors here, in one place:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ import aiohttp
 import msgspec
 
 from adapters.errors import EngineFailed, EngineFault, EngineRejected, EngineTimeout, EngineUnavailable
+from adapters.http_session import LazySession
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -80,38 +81,33 @@ class EngineClient:
             total=None, sock_connect=connect_timeout_s, sock_read=request_timeout_s
         )
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(self._new_session)
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections)
+        return aiohttp.ClientSession(
+            self.base_url, connector=connector, timeout=self._timeout, auto_decompress=False
+        )
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=self._max_connections
-            )
-            self._session = aiohttp.ClientSession(
-                self.base_url, connector=connector, timeout=self._timeout, auto_decompress=False
-            )
-        return self._session
+        return self._session.get()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._session.close()
 
     async def post_json(self, path: str, payload: bytes) -> bytes:
         """POST a JSON body; return the body of a 2xx answer or raise the mapped error."""
-        try:
-            async with self._http().post(path, data=payload, headers=JSON_HEADERS) as resp:
-                body = await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(exc) from exc
-        if resp.status >= 400:
-            raise engine_error_from_response(resp.status, body, self.base_url)
-        return body
+        return await self._body(lambda: self._http().post(path, data=payload, headers=JSON_HEADERS))
 
     async def get(self, path: str, timeout_s: float | None = None) -> bytes:
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else None
+        return await self._body(lambda: self._http().get(path, timeout=timeout))
+
+    async def _body(self, request: Callable[[], Any]) -> bytes:
+        """The body of a 2xx answer to ``request()`` (an aiohttp request), else the mapped error."""
         try:
-            async with self._http().get(path, timeout=timeout) as resp:
-                body = await resp.read()
+            async with request() as resp:
+                body: bytes = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc) from exc
         if resp.status >= 400:

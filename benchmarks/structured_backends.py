@@ -48,6 +48,7 @@ from finetune.templates import ResultTemplate
 from finetune.variables import VariableSpec
 from gateway.structured.constraints import InvalidOutput, json_schema_constraint
 from models_store.tiny_model import TinyModelSpec, cached_tiny_model
+from tests.support.item_schema import item_schema
 
 MODEL = "tiny"
 BASE_TOKENS = 24
@@ -56,23 +57,7 @@ MAX_TOKENS = 160
 
 def bench_schema(nonce: str = "blue") -> dict[str, Any]:
     """The schema of the issue's measurement: enum, integer range, array of short strings, nested object."""
-    return {
-        "type": "object",
-        "properties": {
-            "color": {"type": "string", "enum": ["red", "green", nonce]},
-            "count": {"type": "integer", "minimum": 0, "maximum": 9},
-            "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
-            "size": {
-                "type": "object",
-                "properties": {
-                    "width": {"type": "integer", "minimum": 1, "maximum": 640},
-                    "ratio": {"type": "number", "minimum": -1.5, "maximum": 2.25},
-                },
-                "required": ["width", "ratio"],
-            },
-        },
-        "required": ["color", "count", "tags", "size"],
-    }
+    return item_schema(nonce)
 
 
 VARIABLES = [

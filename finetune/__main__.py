@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from finetune.progress import Progress
 from finetune.spec import SpecError, load_spec
+from models_store.crash import crashed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,9 +58,7 @@ def train_spec_file(spec_path: str | Path, progress: Progress, *, resume: bool) 
         progress.cancelled(step=exc.step, checkpoint=str(exc.path) if exc.path else None)
         return 128 + exc.signum
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        progress.error(f"{type(exc).__name__}: {exc}")
-        return 1
+        return crashed(progress.error, exc)
     return 0
 
 

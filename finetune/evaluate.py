@@ -84,39 +84,19 @@ def _variable_metrics(
         for e, p in zip(expected, predicted, strict=True)
     ]
     pairs = [(e, p) for e, p in pairs if e is not None]  # samples without a value for it do not count
-    scored = len(pairs)
+
+    def metrics(primary: str, **rates: Any) -> VariableMetrics:
+        return VariableMetrics(type=kind, primary=primary, scored=len(pairs), **rates)
+
     if variable.choices or kind in ("boolean",):
-        return VariableMetrics(type=kind, primary="accuracy", scored=scored, accuracy=_rate(pairs, _same))
-    if kind == "integer":
-        return VariableMetrics(
-            type=kind, primary="accuracy", scored=scored, accuracy=_rate(pairs, _same), mae=_mae(pairs)
-        )
-    if kind == "float":
-        tol = _tolerance(variable)
-        return VariableMetrics(
-            type=kind,
-            primary="accuracy",
-            scored=scored,
-            accuracy=_rate(pairs, _within(tol)),
-            mae=_mae(pairs),
-        )
-    if kind == "string":
-        return VariableMetrics(
-            type=kind,
-            primary="normalized",
-            scored=scored,
-            exact=_rate(pairs, _same),
-            normalized=_rate(pairs, lambda e, p: isinstance(p, str) and _norm(p) == _norm(str(e))),
-        )
-    if kind == "array":
-        return VariableMetrics(
-            type=kind,
-            primary="normalized",
-            scored=scored,
-            exact=_rate(pairs, _same),
-            normalized=_rate(pairs, _same_set),
-        )
-    return VariableMetrics(type=kind, primary="exact", scored=scored, exact=_rate(pairs, _same))
+        return metrics("accuracy", accuracy=_rate(pairs, _same))
+    if kind in ("integer", "float"):
+        close = _within(_tolerance(variable)) if kind == "float" else _same
+        return metrics("accuracy", accuracy=_rate(pairs, close), mae=_mae(pairs))
+    if kind in ("string", "array"):
+        alike = _same_set if kind == "array" else _same_text
+        return metrics("normalized", exact=_rate(pairs, _same), normalized=_rate(pairs, alike))
+    return metrics("exact", exact=_rate(pairs, _same))
 
 
 def _rate(pairs: list[tuple[Any, Any]], ok: Callable[[Any, Any], bool]) -> float:
@@ -129,6 +109,10 @@ def _same(expected: Any, got: Any) -> bool:
     if isinstance(expected, bool) or isinstance(got, bool):
         return type(expected) is type(got) and expected == got
     return bool(expected == got)
+
+
+def _same_text(expected: Any, got: Any) -> bool:
+    return isinstance(got, str) and _norm(got) == _norm(str(expected))
 
 
 def _same_set(expected: Any, got: Any) -> bool:

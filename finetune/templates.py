@@ -34,7 +34,7 @@ from finetune.template_syntax import (
     position,
 )
 from finetune.template_values import escape_literal, optional_regex, read_value, render_value, value_regex
-from finetune.variables import VariableError, VariableSpec, VariableType, VariableValueError
+from finetune.variables import NamesVariable, VariableError, VariableSpec, VariableType, VariableValueError
 
 __all__ = [
     "Placeholder",
@@ -50,13 +50,8 @@ _QUOTED_CONTEXTS = (Context.JSON_STRING, Context.CSV_QUOTED)
 _DIGITS = "0123456789"
 
 
-class TemplateParseError(ValueError):
+class TemplateParseError(NamesVariable):
     """Generated text that does not read back into valid values; ``variable`` names the one at fault."""
-
-    def __init__(self, message: str, variable: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.variable = variable
 
 
 @dataclass(frozen=True, eq=False)

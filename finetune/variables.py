@@ -42,13 +42,17 @@ class VariableType(enum.StrEnum):
     OBJECT = "object"
 
 
-class VariableError(ValueError):
-    """Base of variable errors; ``variable`` names the variable concerned."""
+class NamesVariable(ValueError):
+    """An error whose ``message`` may concern one variable, named by ``variable``."""
 
     def __init__(self, message: str, variable: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.variable = variable
+
+
+class VariableError(NamesVariable):
+    """Base of variable errors; ``variable`` names the variable concerned."""
 
 
 class VariableDefinitionError(VariableError):

@@ -42,11 +42,23 @@ class ErrorResponse(msgspec.Struct):
 
 
 class GatewayError(Exception):
-    """Base of every error the gateway raises on purpose."""
+    """Base of every error the gateway raises on purpose.
+
+    A subclass says its HTTP status, OpenAI error ``type`` and default ``code`` in its header:
+    ``class NotFoundError(ClientError, status=404, code="not_found")``; what it leaves out it inherits.
+    """
 
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, type: str | None = None, code: str | None = None, **kw: Any
+    ) -> None:
+        super().__init_subclass__(**kw)
+        cls.status_code = status or cls.status_code
+        cls.error_type = type or cls.error_type
+        cls.default_code = code or cls.default_code
 
     def __init__(
         self,
@@ -66,10 +78,12 @@ class GatewayError(Exception):
         return ErrorDetail(message=self.message, type=self.error_type, param=self.param, code=self.code)
 
 
-class BadRequestError(GatewayError):
-    status_code = 400
-    error_type = "invalid_request_error"
-    default_code = "invalid_request"
+class ClientError(GatewayError, status=400, type="invalid_request_error"):
+    """Base of the client's mistakes (4xx): each names what was wrong."""
+
+
+class BadRequestError(ClientError, status=400, code="invalid_request"):
+    """400: the request is malformed or a value is out of its range."""
 
 
 class FieldsInvalidError(BadRequestError):
@@ -85,79 +99,53 @@ class FieldsInvalidError(BadRequestError):
         return ErrorDetail(self.message, self.error_type, self.param, self.code, fields=self.fields)
 
 
-class AuthenticationError(GatewayError):
-    status_code = 401
-    error_type = "invalid_request_error"
-    default_code = "invalid_api_key"
+class AuthenticationError(ClientError, status=401, code="invalid_api_key"):
+    """401: no key, or one the gateway does not know."""
 
 
-class PermissionDeniedError(GatewayError):
-    status_code = 403
-    error_type = "invalid_request_error"
-    default_code = "permission_denied"
+class PermissionDeniedError(ClientError, status=403, code="permission_denied"):
+    """403: the key may not do this."""
 
 
-class NotFoundError(GatewayError):
-    status_code = 404
-    error_type = "invalid_request_error"
-    default_code = "not_found"
+class NotFoundError(ClientError, status=404, code="not_found"):
+    """404: no such object, or not in the caller's workspace."""
 
 
-class ModelNotFoundError(NotFoundError):
-    default_code = "model_not_found"
-
+class ModelNotFoundError(NotFoundError, code="model_not_found"):
     def __init__(self, model: str) -> None:
         super().__init__(
             f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
 
 
-class MethodNotAllowedError(GatewayError):
-    status_code = 405
-    error_type = "invalid_request_error"
-    default_code = "method_not_allowed"
+class MethodNotAllowedError(ClientError, status=405, code="method_not_allowed"):
+    """405: the path exists, the method does not."""
 
 
-class ConflictError(GatewayError):
-    status_code = 409
-    error_type = "invalid_request_error"
-    default_code = "conflict"
+class ConflictError(ClientError, status=409, code="conflict"):
+    """409: the change clashes with the object's state or with other objects."""
 
 
-class PayloadTooLargeError(GatewayError):
-    status_code = 413
-    error_type = "invalid_request_error"
-    default_code = "payload_too_large"
+class PayloadTooLargeError(ClientError, status=413, code="payload_too_large"):
+    """413: the body is over its size limit."""
 
 
-class UnprocessableError(GatewayError):
-    status_code = 422
-    error_type = "invalid_request_error"
-    default_code = "unprocessable"
+class UnprocessableError(ClientError, status=422, code="unprocessable"):
+    """422: well-formed, but the gateway cannot act on it."""
 
 
-class EngineError(GatewayError):
+class EngineError(GatewayError, status=502, type="engine_error", code="engine_error"):
     """The engine answered with an error that is not the client's fault."""
 
-    status_code = 502
-    error_type = "engine_error"
-    default_code = "engine_error"
 
-
-class InvalidStructuredOutputError(GatewayError):
+class InvalidStructuredOutputError(
+    GatewayError, status=502, type="engine_error", code="invalid_structured_output"
+):
     """The model's answer broke its structured-output constraint (after any retries)."""
 
-    status_code = 502
-    error_type = "engine_error"
-    default_code = "invalid_structured_output"
 
-
-class EngineUnavailableError(GatewayError):
+class EngineUnavailableError(GatewayError, status=503, type="service_unavailable", code="engine_unavailable"):
     """No engine can take the request now (starting, restarting, unreachable)."""
-
-    status_code = 503
-    error_type = "service_unavailable"
-    default_code = "engine_unavailable"
 
     def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
@@ -176,16 +164,21 @@ _REJECTED_BY_STATUS: dict[int, type[GatewayError]] = {
     422: BadRequestError,  # vLLM answers 422 for some bad inputs; OpenAI clients expect 400 for those
 }
 
-_STATUS_TYPES: dict[int, tuple[str, str]] = {
-    400: ("invalid_request_error", "invalid_request"),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "permission_denied"),
-    404: ("invalid_request_error", "not_found"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    409: ("invalid_request_error", "conflict"),
-    413: ("invalid_request_error", "payload_too_large"),
+_CLIENT_ERRORS: tuple[type[ClientError], ...] = (
+    BadRequestError,
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    MethodNotAllowedError,
+    ConflictError,
+    PayloadTooLargeError,
+    UnprocessableError,
+)
+# The error type and code of a framework HTTPException, by status: those of our classes, and two more.
+_STATUS_TYPES: dict[int, tuple[str, str | None]] = {
+    cls.status_code: (cls.error_type, cls.default_code) for cls in _CLIENT_ERRORS
+} | {
     415: ("invalid_request_error", "unsupported_media_type"),
-    422: ("invalid_request_error", "unprocessable"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
 }
 

@@ -211,3 +211,17 @@ def _error(status: int, message: str) -> web.Response:
     body = {"error": {"message": message, "type": "NotFoundError" if status == 404 else "BadRequestError",
                       "param": None, "code": status}}  # fmt: skip
     return web.json_response(body, status=status)
+
+
+class StubResolver:
+    """A DNS resolver for the media address guard that answers from a table and records every question."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.table:
+            raise OSError("name not known")
+        return self.table[host]

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from msgspec import Struct, field
 
 from gateway.db import models as db
+from gateway.db.render import from_row
 
 Format = Literal["adapter", "merged", "gguf", "pt"]
 GgufType = Literal["f16", "f32"]
@@ -64,23 +65,14 @@ def export_out(row: db.ExportJob, base_url: str) -> Export:
     """The export as clients see it; links are absolute and present once the archive can be downloaded."""
     ready = row.status == "succeeded"
     link = f"{base_url.rstrip('/')}/vlm/v2/export/{row.id}/"
-    return Export(
-        id=row.id,
+    return from_row(
+        Export,
+        row,
         object="model.export",
-        model=row.model,
         model_id=row.version_id,
-        format=row.format,
         gguf_type=row.gguf_type or None,
-        status=row.status,
-        stage=row.stage,
         progress=1.0 if ready else round(row.progress, 4),
-        error=row.error,
-        created=row.created,
-        started=row.started,
-        finished=row.finished,
-        expires=row.expires,
         file_name=row.file_name or None,
-        size_bytes=row.size_bytes,
         sha256=row.sha256 or None,
         download_url=link + "download/" if ready else None,
         checksum_url=link + "checksum/" if ready else None,

@@ -23,15 +23,16 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.db import models as db
-from gateway.errors import ConflictError, FieldsInvalidError, GatewayError, NotFoundError
+from gateway.errors import ClientError, ConflictError, FieldsInvalidError, NotFoundError
 from gateway.exports.runner import ExportEvent, run_export
 from gateway.exports.schemas import Export, ExportRequest, export_out
 from gateway.exports.sources import BaseModels, export_source
-from gateway.platform_api.common import Page, PageRequest, paginate
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
 from gateway.training.service import local_adapter_path
 from models_store.export import ExportError, ExportRefused, ExportSource, check_format
 from models_store.store import Store
@@ -42,10 +43,8 @@ ACTIVE = ("queued", "running")
 Command = Callable[[ExportSource, str, str, Path], list[str]]
 
 
-class ExportGoneError(GatewayError):
-    status_code = 410
-    error_type = "invalid_request_error"
-    default_code = "export_expired"
+class ExportGoneError(ClientError, status=410, code="export_expired"):
+    """410: the export's archive has expired and was deleted."""
 
 
 def exporter_command(source: ExportSource, fmt: str, gguf_type: str, archive: Path) -> list[str]:
@@ -70,26 +69,18 @@ def event(message: str, level: str = "info", **data: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(kw_only=True, eq=False)
 class ExportService:
-    def __init__(
-        self,
-        *,
-        exports_dir: Path,
-        jobs_dir: Path,
-        bases: BaseModels,
-        ttl_s: float,
-        concurrency: int = 1,
-        command: Command = exporter_command,
-        heartbeat_s: float = 15.0,
-        adapter_path: Callable[[str], Path] = Path,
-    ) -> None:
-        self.adapter_path = adapter_path
-        self.exports_dir = exports_dir
-        self.jobs_dir = jobs_dir
-        self.bases = bases
-        self.ttl_s = ttl_s
-        self.command = command
-        self.heartbeat_s = heartbeat_s
+    exports_dir: Path
+    jobs_dir: Path
+    bases: BaseModels
+    ttl_s: float
+    concurrency: InitVar[int] = 1
+    command: Command = exporter_command
+    heartbeat_s: float = 15.0
+    adapter_path: Callable[[str], Path] = Path
+
+    def __post_init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._start_lock = asyncio.Lock()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -122,10 +113,7 @@ class ExportService:
 
     @staticmethod
     async def version_in(ws: uuid.UUID, version_id: uuid.UUID) -> db.ModelVersion:
-        row = await db.ModelVersion.filter(id=version_id, task__workspace_id=ws).first()
-        if row is None:
-            raise NotFoundError(f"Model {version_id} not found.")
-        return row
+        return await get_in_workspace(db.ModelVersion, version_id, ws, "Model")
 
     @staticmethod
     async def _refuse_duplicate(version: db.ModelVersion, fmt: str, gguf_type: str) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 from gateway.errors import BadRequestError
 
 
-class MediaError(BadRequestError):
+class MediaError(BadRequestError, code="invalid_media"):
     """A content part's media could not be used; the subclass says why (its ``code``)."""
-
-    default_code = "invalid_media"
 
     def located(self, param: str) -> MediaError:
         """This error, naming the part it is about (only the first location sticks)."""
@@ -24,46 +22,32 @@ class MediaError(BadRequestError):
         return self
 
 
-class MediaCorrupt(MediaError):
+class MediaCorrupt(MediaError, code="media_corrupt"):
     """The bytes claim to be media of a known kind but do not decode."""
 
-    default_code = "media_corrupt"
 
-
-class MediaUnsupported(MediaError):
+class MediaUnsupported(MediaError, code="media_unsupported"):
     """A format, scheme or URL form the gateway does not accept."""
 
-    default_code = "media_unsupported"
 
-
-class MediaTooLarge(MediaError):
+class MediaTooLarge(MediaError, code="media_too_large"):
     """Over a byte, pixel, duration or frame limit."""
 
-    default_code = "media_too_large"
 
-
-class MediaTooMany(MediaError):
+class MediaTooMany(MediaError, code="media_too_many"):
     """More images or videos in one request than allowed."""
 
-    default_code = "media_too_many"
 
-
-class MediaBlocked(MediaError):
+class MediaBlocked(MediaError, code="media_url_blocked"):
     """A URL that resolves to an address the gateway must not fetch from (SSRF guard)."""
 
-    default_code = "media_url_blocked"
 
-
-class MediaUnreachable(MediaError):
+class MediaUnreachable(MediaError, code="media_unreachable"):
     """The host could not be resolved or connected to, or answered with an error status."""
 
-    default_code = "media_unreachable"
 
-
-class MediaTimeout(MediaError):
+class MediaTimeout(MediaError, code="media_fetch_timeout"):
     """Fetching took longer than the configured time-out."""
-
-    default_code = "media_fetch_timeout"
 
 
 class MediaNotFound(MediaError):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlencode
 
+import msgspec
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -63,7 +64,7 @@ async def paginate(
 
 
 async def get_in_workspace(model: type[M], object_id: uuid.UUID, workspace: uuid.UUID, what: str) -> M:
-    """The object with ``object_id`` in ``workspace`` (directly or via its dataset), else 404."""
+    """The object with ``object_id`` in ``workspace`` (directly, or via its dataset or task), else 404."""
     row = await model.filter(id=object_id, **_workspace_filter(model, workspace)).first()
     if row is None:
         raise NotFoundError(f"{what} {object_id} not found.")
@@ -78,10 +79,66 @@ async def referenced(model: type[M], object_id: uuid.UUID, workspace: uuid.UUID,
     return row
 
 
+def changes(body: msgspec.Struct, *, skip: tuple[str, ...] = ("workspace",)) -> dict[str, Any]:
+    """The fields an update body sets (UNSET ones left out)."""
+    return {
+        name: value
+        for name in body.__struct_fields__
+        if name not in skip and (value := getattr(body, name)) is not msgspec.UNSET
+    }
+
+
+def require_fields(values: dict[str, Any], required: tuple[str, ...]) -> None:
+    """PUT replaces an object: its required fields must be given."""
+    missing = {name: "is required" for name in required if name not in values}
+    if missing:
+        raise FieldsInvalidError(missing)
+
+
+def where(query: QuerySet[M], **conditions: Any) -> QuerySet[M]:
+    """``query`` narrowed by each of a listing's filters that was given (not None, not an empty string)."""
+    given = {name: value for name, value in conditions.items() if value is not None and value != ""}
+    return query.filter(**given) if given else query
+
+
+class EntityService(Generic[M, T]):
+    """The part every platform entity's service shares: its rows by id within the caller's workspace, and
+    a row as the API shows it (``render``, written per entity: a batch of rows to their wire form)."""
+
+    model: ClassVar[type[Model]]
+    what: ClassVar[str]  # "Task": how a 404 names the object
+    required: ClassVar[tuple[str, ...]] = ("name",)  # the fields a PUT must give
+
+    async def row(self, ws: uuid.UUID, object_id: uuid.UUID) -> M:
+        """The row ``object_id`` of the workspace ``ws``, else 404."""
+        return cast(M, await get_in_workspace(self.model, object_id, ws, self.what))
+
+    async def get(self, ws: uuid.UUID, object_id: uuid.UUID) -> T:
+        return (await self.render([await self.row(ws, object_id)]))[0]
+
+    async def update(self, ws: uuid.UUID, object_id: uuid.UUID, body: msgspec.Struct, *, put: bool) -> T:
+        """PATCH (``put=False``) changes the fields the body sets; PUT replaces the object, so it must give
+        every ``required`` field. ``change`` checks and stores them, per entity."""
+        row = await self.row(ws, object_id)
+        values = changes(body)
+        if put:
+            require_fields(values, self.required)
+        await self.change(row, values, put=put)
+        return await self.get(ws, object_id)
+
+    async def change(self, row: M, values: dict[str, Any], *, put: bool) -> None:
+        raise NotImplementedError
+
+    async def render(self, rows: Sequence[M]) -> list[T]:
+        raise NotImplementedError
+
+
 def _workspace_filter(model: type[Model], workspace: uuid.UUID) -> dict[str, Any]:
     fields = model._meta.fields_map
     if "workspace" in fields:
         return {"workspace_id": workspace}
     if "dataset" in fields:
         return {"dataset__workspace_id": workspace}
+    if "task" in fields:
+        return {"task__workspace_id": workspace}
     raise TypeError(f"{model.__name__} has no workspace")

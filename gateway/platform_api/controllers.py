@@ -48,11 +48,10 @@ TASKS = Resource(
     "task", "tasks", wire.Task, wire.TaskPage, wire.TaskCreate, wire.TaskUpdate,
     filters=(("search", Search),),
     summaries={
-        "list": "List tasks", "create": "Create a task", "get": "Get a task",
         "replace": "Replace a task's fields (`name` required)", "update": "Update some of a task's fields",
         "remove": "Delete a task (its datasets stay)",
     },
-    responses={"list": examples.task_page, "create": examples.task(201), "get": examples.task()},
+    example=examples.task, page_example=examples.task_page,
 )  # fmt: skip
 
 
@@ -90,12 +89,11 @@ DATASETS = Resource(
     "dataset", "datasets", wire.Dataset, wire.DatasetPage, wire.DatasetCreate, wire.DatasetUpdate,
     filters=(("search", Search),),
     summaries={
-        "list": "List datasets", "create": "Create a dataset", "get": "Get a dataset",
         "replace": "Replace a dataset's fields (`name` required)",
         "update": "Update some of a dataset's fields",
         "remove": "Delete a dataset with its variables and samples (409 while a task uses it)",
     },
-    responses={"list": examples.dataset_page, "create": examples.dataset(201), "get": examples.dataset()},
+    example=examples.dataset, page_example=examples.dataset_page,
 )  # fmt: skip
 
 
@@ -108,12 +106,11 @@ VARIABLES = Resource(
     "variable", "variables", wire.Variable, wire.VariablePage, wire.VariableCreate, wire.VariableUpdate,
     filters=(("dataset", DatasetQ),),
     summaries={
-        "list": "List variables", "create": "Create a variable", "get": "Get a variable",
         "replace": "Replace a variable's definition (`name`, `type` required)",
         "update": "Update some of a variable's definition",
         "remove": "Delete a variable (409 while samples have values for it or the template uses it)",
     },
-    responses={"list": examples.variable_page, "create": examples.variable(201), "get": examples.variable()},
+    example=examples.variable, page_example=examples.variable_page,
 )  # fmt: skip
 
 
@@ -125,10 +122,10 @@ class VariableController(PlatformController):
 IMAGES = Resource(
     "image", "images", wire.Image, wire.ImagePage, operations=("list", "get", "remove"),
     summaries={
-        "list": "List images", "get": "Get an image record",
+        "get": "Get an image record",
         "remove": "Delete an image (409 while a sample uses it)",
     },
-    responses={"list": examples.image_page, "get": examples.image()},
+    example=examples.image, page_example=examples.image_page,
 )  # fmt: skip
 
 

@@ -40,7 +40,9 @@ class Resource:
     """One platform entity as the API shows it.
 
     ``summaries``/``responses`` are per operation (``OPERATIONS``); ``filters`` are the list's extra query
-    parameters as (name, annotation), passed to ``listing`` in that order.
+    parameters as (name, annotation), passed to ``listing`` in that order. Unless given, "list", "create" and
+    "get" are summarised as "List tasks", "Create a task", "Get a task", and documented with the examples
+    ``page_example`` (list) and ``example(status)`` (create: 201, get: 200).
     """
 
     name: str  # "task": path segment, id parameter `task_id`, dependency `task_service`
@@ -54,6 +56,19 @@ class Resource:
     responses: dict[str, Any] = field(default_factory=dict)
     operations: tuple[str, ...] = OPERATIONS
     delete_status: int = NO_CONTENT
+    example: Callable[[int], Any] | None = None
+    page_example: Any = None
+
+    def __post_init__(self) -> None:
+        summaries = {
+            "list": f"List {self.plural}",
+            "create": f"Create a {self.name}",
+            "get": f"Get a {self.name}",
+        }
+        object.__setattr__(self, "summaries", summaries | self.summaries)
+        if self.example is not None:
+            examples = {"list": self.page_example, "create": self.example(201), "get": self.example(200)}
+            object.__setattr__(self, "responses", examples | self.responses)
 
     @property
     def id_param(self) -> str:

@@ -19,12 +19,13 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from gateway.db import models as db
+from gateway.db.render import from_row
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.media.errors import MediaError
 from gateway.media.fetch import Fetcher
 from gateway.media.pipeline import decode_data_uri
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
+from gateway.platform_api.common import EntityService, Page, PageRequest, get_in_workspace, paginate
 from models_store.image_store import ImageRejected, ImageStore, StoredImage, inspect_image
 
 MIME = {
@@ -52,7 +53,9 @@ def image_file_url(image_id: uuid.UUID) -> str:
     return f"/vlm/v2/image/{image_id}/file/"
 
 
-class ImageService:
+class ImageService(EntityService[db.Image, wire.Image]):
+    model, what = db.Image, "Image"
+
     def __init__(self, store: ImageStore, fetcher: Fetcher | None, max_bytes: int) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -60,9 +63,6 @@ class ImageService:
 
     async def listing(self, ws: uuid.UUID, page: PageRequest) -> Page:
         return await paginate(db.Image.filter(workspace_id=ws).order_by("-created", "id"), page, self.render)
-
-    async def get(self, ws: uuid.UUID, image_id: uuid.UUID) -> wire.Image:
-        return (await self.render([await get_in_workspace(db.Image, image_id, ws, "Image")]))[0]
 
     async def file(self, ws: uuid.UUID, image_id: uuid.UUID) -> tuple[bytes, str]:
         """The image's bytes and media type."""
@@ -133,7 +133,7 @@ class ImageService:
 
     async def delete(self, ws: uuid.UUID, image_id: uuid.UUID) -> None:
         """Delete the record, refused while a sample uses it; the file goes with its last record."""
-        row = await get_in_workspace(db.Image, image_id, ws, "Image")
+        row = await self.row(ws, image_id)
         samples = await db.SampleImage.filter(image=row).values_list("sample_id", flat=True)
         if samples:
             shown = ", ".join(str(s) for s in list(samples)[:5])
@@ -161,22 +161,7 @@ class ImageService:
 
     @staticmethod
     async def render(rows: Sequence[db.Image]) -> list[wire.Image]:
-        return [
-            wire.Image(
-                id=r.id,
-                created=r.created,
-                width=r.width,
-                height=r.height,
-                format=r.format,
-                size_bytes=r.size_bytes,
-                sha256=r.sha256,
-                file_name=r.file_name,
-                file=image_file_url(r.id),
-                meta_data=r.meta_data or {},
-                workspace=r.workspace_id,
-            )
-            for r in rows
-        ]
+        return [from_row(wire.Image, r, file=image_file_url(r.id), meta_data=r.meta_data or {}) for r in rows]
 
 
 def records_from_json(body: wire.ImageUpload) -> list[Upload]:

@@ -23,15 +23,12 @@ SAMPLES = Resource(
     "sample", "samples", wire.Sample, wire.SamplePage, wire.SampleCreate, wire.SampleUpdate,
     filters=(("dataset", DatasetQ), ("test", TestQ), ("search", Search)),
     summaries={
-        "list": "List samples", "create": "Create a sample", "get": "Get a sample with its images and values",
+        "get": "Get a sample with its images and values",
         "replace": "Replace a sample's fields (`input_meta_data` replaced)",
         "update": "Update a sample: `type`, `name`, `test`; `input_meta_data` is merged into what is there",
         "remove": "Delete a sample (its images stay)",
     },
-    responses={
-        "list": examples.sample_page, "create": examples.sample(201), "get": examples.sample(),
-        "update": examples.sample(),
-    },
+    example=examples.sample, page_example=examples.sample_page, responses={"update": examples.sample()},
 )  # fmt: skip
 
 

@@ -9,23 +9,27 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from gateway.db import models as db
+from gateway.db.render import from_row
 from gateway.errors import FieldsInvalidError
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
+from gateway.platform_api.common import EntityService, Page, PageRequest, paginate, referenced, where
 from gateway.platform_api.images import image_file_url
-from gateway.platform_api.tasks import changes, touch_dataset
+from gateway.platform_api.tasks import touch_dataset
 from gateway.platform_api.variable_rules import checked_value, definition
 from gateway.platform_api.variables import unwrap, wrap_value
 
 MAX_IMAGES_PER_SAMPLE = 10
 
 
-class SampleService:
+class SampleService(EntityService[db.Sample, wire.Sample]):
+    model, what, required = db.Sample, "Sample", ()
+
     async def listing(
         self,
         ws: uuid.UUID,
@@ -35,16 +39,8 @@ class SampleService:
         search: str | None,
     ) -> Page:
         query = db.Sample.filter(dataset__workspace_id=ws).order_by("created", "id")
-        if dataset is not None:
-            query = query.filter(dataset_id=dataset)
-        if test is not None:
-            query = query.filter(test=test)
-        if search:
-            query = query.filter(name__icontains=search)
+        query = where(query, dataset_id=dataset, test=test, name__icontains=search)
         return await paginate(query, page, self.render)
-
-    async def get(self, ws: uuid.UUID, sample_id: uuid.UUID) -> wire.Sample:
-        return (await self.render([await get_in_workspace(db.Sample, sample_id, ws, "Sample")]))[0]
 
     async def create(self, ws: uuid.UUID, body: wire.SampleCreate) -> wire.Sample:
         dataset = await referenced(db.Dataset, body.dataset, ws, "dataset", "Dataset")
@@ -62,21 +58,16 @@ class SampleService:
         await touch_dataset(dataset.id)
         return await self.get(ws, sample.id)
 
-    async def update(
-        self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.SampleUpdate, *, put: bool
-    ) -> wire.Sample:
+    async def change(self, sample: db.Sample, values: dict[str, Any], *, put: bool) -> None:
         """PATCH merges ``input_meta_data`` into the stored one; PUT replaces it."""
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
-        values = changes(body)
         if "input_meta_data" in values and not put:
             values["input_meta_data"] = {**(sample.input_meta_data or {}), **values["input_meta_data"]}
         if values:
             await sample.update_from_dict(values).save()
             await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
 
     async def set_test(self, ws: uuid.UUID, sample_id: uuid.UUID, test: bool) -> wire.Sample:
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
+        sample = await self.row(ws, sample_id)
         if sample.test != test:
             sample.test = test
             await sample.save(update_fields=["test", "updated"])
@@ -84,13 +75,13 @@ class SampleService:
         return await self.get(ws, sample_id)
 
     async def delete(self, ws: uuid.UUID, sample_id: uuid.UUID) -> None:
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
+        sample = await self.row(ws, sample_id)
         await sample.delete()  # image links and values cascade
         await touch_dataset(sample.dataset_id)
 
     async def add_images(self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.ImageIds) -> wire.Sample:
         """Append images in the order given; images the sample already has are skipped."""
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
+        sample = await self.row(ws, sample_id)
         async with in_transaction():
             await _lock(sample)
             have = set(await db.SampleImage.filter(sample=sample).values_list("image_id", flat=True))
@@ -100,11 +91,10 @@ class SampleService:
             start = (top[0]["m"] + 1) if top and top[0]["m"] is not None else 0
             for offset, image in enumerate(images):
                 await db.SampleImage.create(sample=sample, image=image, position=start + offset)
-        await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self._touched(ws, sample)
 
     async def remove_images(self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.ImageIds) -> wire.Sample:
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
+        sample = await self.row(ws, sample_id)
         async with in_transaction():
             await _lock(sample)
             await db.SampleImage.filter(sample=sample, image_id__in=body.image_ids).delete()
@@ -112,14 +102,13 @@ class SampleService:
                 if link.position != position:
                     link.position = position
                     await link.save(update_fields=["position"])
-        await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self._touched(ws, sample)
 
     async def set_value(
         self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.VariableValueSet
     ) -> wire.Sample:
         """Add or replace the sample's value of a variable of its dataset, checked against the variable."""
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
+        sample = await self.row(ws, sample_id)
         variable = await self._variable(sample, body.dataset_variable)
         try:
             value = checked_value(definition(variable), wrap_value(body.value))
@@ -128,17 +117,20 @@ class SampleService:
         await db.VariableValue.update_or_create(
             sample=sample, variable=variable, defaults={"value": {"value": value}}
         )
-        await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self._touched(ws, sample)
 
     async def remove_value(
         self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.VariableValueRef
     ) -> wire.Sample:
-        sample = await get_in_workspace(db.Sample, sample_id, ws, "Sample")
+        sample = await self.row(ws, sample_id)
         variable = await self._variable(sample, body.dataset_variable)
         await db.VariableValue.filter(sample=sample, variable=variable).delete()
+        return await self._touched(ws, sample)
+
+    async def _touched(self, ws: uuid.UUID, sample: db.Sample) -> wire.Sample:
+        """The sample after a change: its dataset marked changed (``touch_dataset``), the sample rendered."""
         await touch_dataset(sample.dataset_id)
-        return await self.get(ws, sample_id)
+        return await self.get(ws, sample.id)
 
     @staticmethod
     async def _variable(sample: db.Sample, variable_id: uuid.UUID) -> db.Variable:
@@ -191,14 +183,10 @@ class SampleService:
         datasets = {s.dataset_id for s in samples}
         ds = {d.id: d for d in await db.Dataset.filter(id__in=datasets)}
         return [
-            wire.Sample(
-                id=s.id,
-                created=s.created,
-                dataset=s.dataset_id,
+            from_row(
+                wire.Sample,
+                s,
                 dataset_name=ds[s.dataset_id].name,
-                name=s.name,
-                test=s.test,
-                type=s.type,
                 input_meta_data=s.input_meta_data or {},
                 images=images[s.id],
                 image_count=len(images[s.id]),

@@ -18,30 +18,24 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from gateway.db import models as db
+from gateway.db.render import from_row
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
+from gateway.platform_api.common import (
+    EntityService,
+    Page,
+    PageRequest,
+    changes,
+    paginate,
+    referenced,
+    require_fields,
+    where,
+)
 from gateway.platform_api.variable_rules import definition, template_problems
 
 
 def today() -> str:
     return datetime.now(UTC).date().isoformat()
-
-
-def changes(body: msgspec.Struct, *, skip: tuple[str, ...] = ("workspace",)) -> dict[str, Any]:
-    """The fields an update body sets (UNSET ones left out)."""
-    return {
-        name: value
-        for name in body.__struct_fields__
-        if name not in skip and (value := getattr(body, name)) is not msgspec.UNSET
-    }
-
-
-def require_fields(values: dict[str, Any], required: tuple[str, ...]) -> None:
-    """PUT replaces an object: its required fields must be given."""
-    missing = {name: "is required" for name in required if name not in values}
-    if missing:
-        raise FieldsInvalidError(missing)
 
 
 async def touch_dataset(dataset_id: uuid.UUID) -> None:
@@ -53,19 +47,16 @@ async def touch_dataset(dataset_id: uuid.UUID) -> None:
 TaskDeleteHook = Callable[[db.Task], Awaitable[Callable[[], Awaitable[None]]]]
 
 
-class TaskService:
+class TaskService(EntityService[db.Task, wire.Task]):
+    model, what = db.Task, "Task"
+
     def __init__(self, on_delete: TaskDeleteHook | None = None) -> None:
         """``on_delete``: training's check and clean-up of a task's jobs and adapter files."""
         self.on_delete = on_delete
 
     async def listing(self, ws: uuid.UUID, page: PageRequest, search: str | None) -> Page:
         query = db.Task.filter(workspace_id=ws).order_by("-created", "id")
-        if search:
-            query = query.filter(name__icontains=search)
-        return await paginate(query, page, self.render)
-
-    async def get(self, ws: uuid.UUID, task_id: uuid.UUID) -> wire.Task:
-        return (await self.render([await get_in_workspace(db.Task, task_id, ws, "Task")]))[0]
+        return await paginate(where(query, name__icontains=search), page, self.render)
 
     async def create(self, ws: uuid.UUID, body: wire.TaskCreate) -> wire.Task:
         datasets = [
@@ -80,35 +71,28 @@ class TaskService:
                 await db.TaskDataset.create(task=task, dataset=dataset)
         return await self.get(ws, task.id)
 
-    async def update(
-        self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.TaskUpdate, *, put: bool
-    ) -> wire.Task:
-        task = await get_in_workspace(db.Task, task_id, ws, "Task")
-        values = changes(body)
-        if put:
-            require_fields(values, ("name",))
+    async def change(self, task: db.Task, values: dict[str, Any], *, put: bool) -> None:
         version = values.get("production_version")
         if version and not await db.ModelVersion.filter(task=task, version=version).exists():
             raise FieldsInvalidError({"production_version": f"the task has no trained version {version}"})
         if values:
             await task.update_from_dict(values).save()
-        return await self.get(ws, task_id)
 
     async def delete(self, ws: uuid.UUID, task_id: uuid.UUID) -> None:
-        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        task = await self.row(ws, task_id)
         cleanup = await self.on_delete(task) if self.on_delete is not None else None
         await task.delete()  # dataset links, training jobs and model versions cascade
         if cleanup is not None:
             await cleanup()
 
     async def add_dataset(self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.DatasetRef) -> wire.Task:
-        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        task = await self.row(ws, task_id)
         dataset = await referenced(db.Dataset, body.dataset_id, ws, "dataset_id", "Dataset")
         await db.TaskDataset.get_or_create(task=task, dataset=dataset)
         return await self.get(ws, task_id)
 
     async def remove_dataset(self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.DatasetRef) -> wire.Task:
-        task = await get_in_workspace(db.Task, task_id, ws, "Task")
+        task = await self.row(ws, task_id)
         dataset = await referenced(db.Dataset, body.dataset_id, ws, "dataset_id", "Dataset")
         removed = await db.TaskDataset.filter(task=task, dataset=dataset).delete()
         if not removed:
@@ -121,35 +105,15 @@ class TaskService:
         rows = await db.TaskDataset.filter(task_id__in=[t.id for t in tasks]).order_by("id")
         for link in rows:
             links[link.task_id].append(link.dataset_id)
-        return [
-            wire.Task(
-                id=t.id,
-                name=t.name,
-                created=t.created,
-                description=t.description,
-                auto_deploy=t.auto_deploy,
-                production_version=t.production_version,
-                system_prompt=t.system_prompt,
-                user_prompt=t.user_prompt,
-                max_tokens=t.max_tokens,
-                base_model=t.base_model,
-                datasets=links[t.id],
-                dataset_count=len(links[t.id]),
-                workspace=t.workspace_id,
-            )
-            for t in tasks
-        ]
+        return [from_row(wire.Task, t, datasets=links[t.id], dataset_count=len(links[t.id])) for t in tasks]
 
 
-class DatasetService:
+class DatasetService(EntityService[db.Dataset, wire.Dataset]):
+    model, what = db.Dataset, "Dataset"
+
     async def listing(self, ws: uuid.UUID, page: PageRequest, search: str | None) -> Page:
         query = db.Dataset.filter(workspace_id=ws).order_by("-created", "id")
-        if search:
-            query = query.filter(name__icontains=search)
-        return await paginate(query, page, self.render)
-
-    async def get(self, ws: uuid.UUID, dataset_id: uuid.UUID) -> wire.Dataset:
-        return (await self.render([await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")]))[0]
+        return await paginate(where(query, name__icontains=search), page, self.render)
 
     async def create(self, ws: uuid.UUID, body: wire.DatasetCreate) -> wire.Dataset:
         if problems := template_problems(body.result_template, []):
@@ -160,10 +124,10 @@ class DatasetService:
         dataset = await db.Dataset.create(workspace_id=ws, **values)
         return await self.get(ws, dataset.id)
 
-    async def update(
-        self, ws: uuid.UUID, dataset_id: uuid.UUID, body: wire.DatasetUpdate, *, put: bool
+    async def update(  # the base's, with the template checked before the change is stored
+        self, ws: uuid.UUID, dataset_id: uuid.UUID, body: msgspec.Struct, *, put: bool
     ) -> wire.Dataset:
-        dataset = await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")
+        dataset = await self.row(ws, dataset_id)
         values = changes(body)
         if put:
             require_fields(values, ("name",))
@@ -178,7 +142,7 @@ class DatasetService:
 
     async def delete(self, ws: uuid.UUID, dataset_id: uuid.UUID) -> None:
         """Delete a dataset with its variables, samples and values; refused while a task uses it."""
-        dataset = await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")
+        dataset = await self.row(ws, dataset_id)
         tasks = await db.TaskDataset.filter(dataset=dataset).values_list("task_id", flat=True)
         if tasks:
             names = ", ".join(str(t) for t in tasks)

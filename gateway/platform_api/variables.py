@@ -15,8 +15,8 @@ from finetune.variables import VariableSpec, definition_of
 from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
-from gateway.platform_api.tasks import changes, touch_dataset
+from gateway.platform_api.common import EntityService, Page, PageRequest, paginate, referenced, where
+from gateway.platform_api.tasks import touch_dataset
 from gateway.platform_api.variable_rules import (
     definition,
     definition_problems,
@@ -55,15 +55,12 @@ async def check_template_still_fits(
         )
 
 
-class VariableService:
+class VariableService(EntityService[db.Variable, wire.Variable]):
+    model, what, required = db.Variable, "Variable", ("name", "type")
+
     async def listing(self, ws: uuid.UUID, page: PageRequest, dataset: uuid.UUID | None) -> Page:
         query = db.Variable.filter(dataset__workspace_id=ws).order_by("created", "id")
-        if dataset is not None:
-            query = query.filter(dataset_id=dataset)
-        return await paginate(query, page, self.render)
-
-    async def get(self, ws: uuid.UUID, variable_id: uuid.UUID) -> wire.Variable:
-        return (await self.render([await get_in_workspace(db.Variable, variable_id, ws, "Variable")]))[0]
+        return await paginate(where(query, dataset_id=dataset), page, self.render)
 
     async def create(self, ws: uuid.UUID, body: wire.VariableCreate) -> wire.Variable:
         dataset = await referenced(db.Dataset, body.dataset, ws, "dataset", "Dataset")
@@ -75,15 +72,7 @@ class VariableService:
         await touch_dataset(dataset.id)
         return await self.get(ws, row.id)
 
-    async def update(
-        self, ws: uuid.UUID, variable_id: uuid.UUID, body: wire.VariableUpdate, *, put: bool
-    ) -> wire.Variable:
-        row = await get_in_workspace(db.Variable, variable_id, ws, "Variable")
-        new = changes(body)
-        if put:
-            missing = {n: "is required" for n in ("name", "type") if n not in new}
-            if missing:
-                raise FieldsInvalidError(missing)
+    async def change(self, row: db.Variable, new: dict[str, Any], *, put: bool) -> None:
         var = check_definition({**definition_of(row), **new})
         dataset = await db.Dataset.get(id=row.dataset_id)
         if var.name != row.name:
@@ -92,10 +81,9 @@ class VariableService:
         await check_template_still_fits(dataset, var, drop=row.name)
         await row.update_from_dict(row_values(var)).save()
         await touch_dataset(dataset.id)
-        return await self.get(ws, variable_id)
 
     async def delete(self, ws: uuid.UUID, variable_id: uuid.UUID) -> None:
-        row = await get_in_workspace(db.Variable, variable_id, ws, "Variable")
+        row = await self.row(ws, variable_id)
         dataset = await db.Dataset.get(id=row.dataset_id)
         if row.name in template_variables(dataset.result_template):
             raise ConflictError(

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from adapters.http_session import LazySession
 from gateway import __version__
 from gateway.db.models import Prediction
 from gateway.errors import BadRequestError
@@ -33,7 +34,7 @@ from gateway.media.address import AddressGuard, is_odd_ipv4_encoding, parse_ip_l
 from gateway.media.errors import MediaBlocked, MediaError, MediaUnreachable
 from gateway.media.fetch import GuardedResolver
 from gateway.predictions.claims import ClaimStore
-from gateway.predictions.runner import wait_for_wake
+from gateway.predictions.runner import poll_forever
 from gateway.predictions.webhook_secrets import HEADER, WebhookSecrets, sign
 
 log = logging.getLogger("vlmgw.predictions")
@@ -52,7 +53,7 @@ class CallbackSender:
     def __init__(self, guard: AddressGuard, timeout_s: float = 10.0) -> None:
         self.guard = guard
         self.timeout_s = timeout_s
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(self._new_session)
 
     async def check_url(self, url: str, param: str = "callback_url") -> None:
         """Refuse (400) a URL that is not http(s) or whose host the guard blocks; an unresolvable host is
@@ -83,7 +84,7 @@ class CallbackSender:
                 self.guard.check_name(host)
             timeout = aiohttp.ClientTimeout(total=self.timeout_s)
             headers = {"Content-Type": "application/json", **headers}
-            async with self._client().post(
+            async with self._session.get().post(
                 target, data=body, headers=headers, allow_redirects=False, timeout=timeout
             ) as resp:
                 if not 200 <= resp.status < 300:
@@ -93,18 +94,13 @@ class CallbackSender:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise CallbackFailed(f"could not deliver ({type(exc).__name__}: {exc})") from None
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.guard), use_dns_cache=False)
-            self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, headers={"User-Agent": f"vlm-gateway/{__version__}"}
-            )
-        return self._session
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.guard), use_dns_cache=False)
+        user_agent = {"User-Agent": f"vlm-gateway/{__version__}"}
+        return aiohttp.ClientSession(connector=connector, trust_env=False, headers=user_agent)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
 
 class CallbackDispatcher:
@@ -137,7 +133,8 @@ class CallbackDispatcher:
         self._sending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="prediction-callbacks")
+        loop = poll_forever(self.deliver_due, self._wake, self.poll_interval_s, "prediction callbacks")
+        self._loop = asyncio.create_task(loop, name="prediction-callbacks")
 
     async def close(self) -> None:
         """Stop; deliveries in flight are abandoned (their claims lapse and another pass retries them)."""
@@ -146,14 +143,6 @@ class CallbackDispatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.sender.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("prediction callbacks: a pass failed")
-            await wait_for_wake(self._wake, self.poll_interval_s)
 
     async def deliver_due(self) -> None:
         free = self.concurrency - len(self._sending)

@@ -21,6 +21,8 @@ from gateway.predictions.service import PredictionService
 Skip = Annotated[int, Parameter(ge=0, description="predictions to skip (newest first)")]
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="predictions to return")]
 
+Predictions = NamedDependency[PredictionService]
+
 
 class PredictionController(Controller):
     guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
@@ -28,65 +30,42 @@ class PredictionController(Controller):
 
     @post("/v1/image/generate", status_code=201, summary="Predict from images in a domain (vlm.run)")
     async def image_generate(
-        self,
-        data: JSONBody[wire.ImageGenerateRequest],
-        prediction_service: NamedDependency[PredictionService],
-        ws: Ws,
+        self, data: JSONBody[wire.ImageGenerateRequest], prediction_service: Predictions, ws: Ws
     ) -> wire.PredictionResponse:
         return await prediction_service.generate_image(ws, data)
 
     @post("/v1/video/generate", status_code=201, summary="Predict from a video in a `video.*` domain")
     async def video_generate(
-        self,
-        data: JSONBody[wire.VideoGenerateRequest],
-        prediction_service: NamedDependency[PredictionService],
-        ws: Ws,
+        self, data: JSONBody[wire.VideoGenerateRequest], prediction_service: Predictions, ws: Ws
     ) -> wire.PredictionResponse:
         return await prediction_service.generate_video(ws, data)
 
     @get("/v1/predictions", summary="List predictions, newest first")
     async def list_predictions(
-        self,
-        prediction_service: NamedDependency[PredictionService],
-        ws: Ws,
-        skip: Skip = 0,
-        limit: Limit = 10,
+        self, prediction_service: Predictions, ws: Ws, skip: Skip = 0, limit: Limit = 10
     ) -> list[wire.PredictionResponse]:
         return await prediction_service.listing(ws, skip, limit)
 
     @get("/v1/predictions/{prediction_id:str}", summary="Get a prediction: status and result")
     async def get_prediction(
-        self,
-        prediction_id: FromPath[str],
-        prediction_service: NamedDependency[PredictionService],
-        ws: Ws,
+        self, prediction_id: FromPath[str], prediction_service: Predictions, ws: Ws
     ) -> wire.PredictionResponse:
         return await prediction_service.get(ws, prediction_id)
 
     @get("/v1/domains", summary="List the domains (presets of prompt and answer schema)")
-    async def list_domains(
-        self, prediction_service: NamedDependency[PredictionService]
-    ) -> list[wire.DomainInfo]:
+    async def list_domains(self, prediction_service: Predictions) -> list[wire.DomainInfo]:
         return prediction_service.domain_list()
 
     @post("/v1/schema", status_code=200, summary="The answer schema of a domain under a config")
     async def get_schema(
-        self, data: JSONBody[wire.SchemaRequest], prediction_service: NamedDependency[PredictionService]
+        self, data: JSONBody[wire.SchemaRequest], prediction_service: Predictions
     ) -> wire.SchemaResponse:
         return prediction_service.schema(data)
 
     @get("/v1/webhook-secret", summary="The secret that signs this workspace's prediction callbacks")
-    async def webhook_secret(
-        self,
-        prediction_service: NamedDependency[PredictionService],
-        ws: Ws,
-    ) -> wire.WebhookSecretOut:
+    async def webhook_secret(self, prediction_service: Predictions, ws: Ws) -> wire.WebhookSecretOut:
         return await prediction_service.webhook_secret(ws)
 
     @post("/v1/webhook-secret/rotate", status_code=200, summary="Replace the callback signing secret")
-    async def rotate_webhook_secret(
-        self,
-        prediction_service: NamedDependency[PredictionService],
-        ws: Ws,
-    ) -> wire.WebhookSecretOut:
+    async def rotate_webhook_secret(self, prediction_service: Predictions, ws: Ws) -> wire.WebhookSecretOut:
         return await prediction_service.webhook_secret(ws, rotate=True)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import KW_ONLY, InitVar, dataclass
 
 from gateway.predictions.claims import ClaimStore
 
@@ -55,20 +56,30 @@ async def wait_for_wake(event: asyncio.Event, timeout_s: float) -> None:
     event.clear()
 
 
+async def poll_forever(
+    one_pass: Callable[[], Awaitable[None]], wake: asyncio.Event, every_s: float, what: str
+) -> None:
+    """Run ``one_pass`` now, then each time ``wake`` is set or ``every_s`` has passed; a pass that fails is
+    logged and the loop goes on (it must survive a database hiccup)."""
+    while True:
+        try:
+            await one_pass()
+        except Exception:
+            log.exception("%s: a pass failed", what)
+        await wait_for_wake(wake, every_s)
+
+
+@dataclass(eq=False)
 class BatchRunner:
-    def __init__(
-        self,
-        claims: ClaimStore,
-        execute: Execute,
-        *,
-        concurrency: int = 2,
-        poll_interval_s: float = 2.0,
-        wake: asyncio.Event | None = None,
-    ) -> None:
-        self.claims = claims
-        self.execute = execute
-        self.concurrency = max(concurrency, 1)
-        self.poll_interval_s = poll_interval_s
+    claims: ClaimStore
+    execute: Execute
+    _: KW_ONLY
+    concurrency: int = 2
+    poll_interval_s: float = 2.0
+    wake: InitVar[asyncio.Event | None] = None
+
+    def __post_init__(self, wake: asyncio.Event | None) -> None:
+        self.concurrency = max(self.concurrency, 1)
         self._wake = wake or asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -79,7 +90,8 @@ class BatchRunner:
         return set(self._running)
 
     async def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="prediction-batches")
+        loop = poll_forever(self._pass, self._wake, self.poll_interval_s, "prediction batches")
+        self._loop = asyncio.create_task(loop, name="prediction-batches")
 
     async def close(self) -> None:
         """Stop claiming, cancel what runs and give it back as pending."""
@@ -91,14 +103,9 @@ class BatchRunner:
             task.cancel()
         await asyncio.gather(*[t for t in (self._loop, *tasks) if t is not None], return_exceptions=True)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.claims.fail_abandoned(ABANDONED)
-                await self.fill()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("prediction batches: a pass failed")
-            await wait_for_wake(self._wake, self.poll_interval_s)
+    async def _pass(self) -> None:
+        await self.claims.fail_abandoned(ABANDONED)
+        await self.fill()
 
     async def fill(self) -> None:
         """Claim runnable predictions until every slot is busy."""

@@ -52,35 +52,20 @@ class Signals:
     finished: asyncio.Event
 
 
+@dataclass(kw_only=True, eq=False)
 class PredictionService:
-    def __init__(
-        self,
-        *,
-        domains: DomainRegistry,
-        intake: MediaIntake,
-        executor: PredictionExecutor,
-        claims: ClaimStore,
-        blobs: MediaBlobs,
-        callbacks: CallbackSender,
-        secrets: WebhookSecrets,
-        training: TrainingLoop,
-        signals: Signals,
-        video_frames: int = 8,
-        max_attempts: int = 5,
-        retry_delay_s: float = 10.0,
-    ) -> None:
-        self.domains = domains
-        self.intake = intake
-        self.executor = executor
-        self.claims = claims
-        self.blobs = blobs
-        self.callbacks = callbacks
-        self.secrets = secrets
-        self.training = training
-        self.signals = signals
-        self.video_frames = video_frames
-        self.max_attempts = max_attempts
-        self.retry_delay_s = retry_delay_s
+    domains: DomainRegistry
+    intake: MediaIntake
+    executor: PredictionExecutor
+    claims: ClaimStore
+    blobs: MediaBlobs
+    callbacks: CallbackSender
+    secrets: WebhookSecrets
+    training: TrainingLoop
+    signals: Signals
+    video_frames: int = 8
+    max_attempts: int = 5
+    retry_delay_s: float = 10.0
 
     # ------------------------------------------------------------ requests
 

@@ -19,7 +19,7 @@ import keyword
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.db import models as db
@@ -98,21 +98,15 @@ def values_for(layout: Layout, answer: Any) -> dict[str, Any]:
     return {name: answer[name] for name, _, _ in layout.variables if name in answer}
 
 
+@dataclass(eq=False)
 class TrainingLoop:
     """Stores predictions as dataset samples through the platform API's services."""
 
-    def __init__(
-        self,
-        images: ImageService,
-        datasets: DatasetService,
-        variables: VariableService,
-        samples: SampleService,
-    ) -> None:
-        self.images = images
-        self.datasets = datasets
-        self.variables = variables
-        self.samples = samples
-        self._locks: dict[tuple[uuid.UUID, str], asyncio.Lock] = {}
+    images: ImageService
+    datasets: DatasetService
+    variables: VariableService
+    samples: SampleService
+    _locks: dict[tuple[uuid.UUID, str], asyncio.Lock] = field(default_factory=dict, init=False)
 
     async def check(self, ws: uuid.UUID, target: TrainingTarget, schema: dict[str, Any]) -> None:
         """Refuse (409) a dataset that holds samples of another shape than this answer schema's."""

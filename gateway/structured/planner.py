@@ -104,16 +104,8 @@ def _constraint(req: ChatCompletionRequest, source: str, cache: ConstraintCache)
     if source == "structured_outputs":
         assert req.structured_outputs is not None
         return _from_structured_outputs(req.structured_outputs, cache)
-    if source == "guided_json":
-        return _json_schema(_schema_value(req.guided_json, "guided_json"), None, "guided_json", cache)
-    if source == "guided_regex":
-        return _regex(req.guided_regex or "", "guided_regex", cache)
-    if source == "guided_choice":
-        return cache.get_or_compile(
-            "choice", json.dumps(req.guided_choice), lambda: choice_constraint(req.guided_choice or [])
-        )
-    if source == "guided_grammar":
-        return _grammar(req.guided_grammar or "", "guided_grammar", cache)
+    if source.startswith("guided_"):  # the old fields: guided_X means structured_outputs' X
+        return _of_kind(source.removeprefix("guided_"), getattr(req, source), source, None, cache)
     return _template(req, cache)
 
 
@@ -130,20 +122,23 @@ def _from_structured_outputs(so: StructuredOutputs, cache: ConstraintCache) -> C
         raise BadRequestError(
             "`whitespace_pattern` applies only to `json`", param="structured_outputs.whitespace_pattern"
         )
-    if kind == "json":
-        schema = _schema_value(so.json, "structured_outputs.json")
-        return _json_schema(schema, so.whitespace_pattern, "structured_outputs.json", cache)
-    if kind == "regex":
-        return _regex(so.regex or "", "structured_outputs.regex", cache)
-    if kind == "choice":
-        return cache.get_or_compile(
-            "choice", json.dumps(so.choice), lambda: choice_constraint(so.choice or [])
-        )
-    if kind == "grammar":
-        return _grammar(so.grammar or "", "structured_outputs.grammar", cache)
+    if kind != "json_object":
+        param = f"structured_outputs.{kind}"
+        return _of_kind(kind, getattr(so, kind), param, so.whitespace_pattern, cache)
     if so.json_object is not True:
         raise BadRequestError("`json_object` must be true", param="structured_outputs.json_object")
     return cache.get_or_compile("json_object", "", json_object_constraint)
+
+
+def _of_kind(kind: str, value: Any, param: str, whitespace: str | None, cache: ConstraintCache) -> Constraint:
+    """The constraint of a ``json``, ``regex``, ``choice`` or ``grammar`` value given in ``param``."""
+    if kind == "json":
+        return _json_schema(_schema_value(value, param), whitespace, param, cache)
+    if kind == "regex":
+        return _regex(value or "", param, cache)
+    if kind == "choice":
+        return cache.get_or_compile("choice", json.dumps(value), lambda: choice_constraint(value or []))
+    return _grammar(value or "", param, cache)
 
 
 def _schema_value(value: Any, param: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -57,28 +58,24 @@ class JobStore(Protocol):
 OnSucceeded = Callable[[str, JobResult], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class JobManager:
-    """This gateway's share of the training jobs; ``run_forever`` in the background, ``close`` at shutdown."""
+    """This gateway's share of the training jobs; ``run_forever`` in the background, ``close`` at shutdown.
 
-    def __init__(
-        self,
-        store: Store,
-        jobs: JobStore,
-        leases: JobLeases,
-        launch: LaunchRun,
-        on_succeeded: OnSucceeded,
-        *,
-        say: Callable[[str], None] = print,
-        max_jobs: int = 0,
-    ) -> None:
-        self.files = store
-        self.store = jobs
-        self.leases = leases
-        self.launch = launch
-        self.on_succeeded = on_succeeded
-        self.say = say
-        self.max_jobs = max_jobs
-        self.heartbeat_s = max(0.2, leases.ttl_s / 3)
+    ``files``: the model store (job specs, images, checkpoints, adapters); ``store``: the jobs' rows.
+    """
+
+    files: Store
+    store: JobStore
+    leases: JobLeases
+    launch: LaunchRun
+    on_succeeded: OnSucceeded
+    _: KW_ONLY
+    say: Callable[[str], None] = print
+    max_jobs: int = 0
+
+    def __post_init__(self) -> None:
+        self.heartbeat_s = max(0.2, self.leases.ttl_s / 3)
         self._runs: dict[str, Run] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._fenced: set[str] = set()

@@ -28,7 +28,7 @@ import aiohttp
 import msgspec
 
 from gateway.training.backends import Run, RunRequest
-from gateway.training.runner import JobResult, TrainingEvent, parse_event
+from gateway.training.runner import JobResult, TrainerEnd, parse_event
 from models_store.store import Store
 
 log = logging.getLogger("vlmgw.training")
@@ -102,9 +102,7 @@ class RayRun:
         self.cursor = request.cursor if request.handle else 0
         self._following = True
         self._cancelled = False
-        self._outcome: str | None = None
-        self._error: str | None = None
-        self._adapter_dir: str | None = None
+        self._end = TrainerEnd()
 
     async def start(self) -> None:
         client = self.backend.client
@@ -142,27 +140,19 @@ class RayRun:
         for index, line in enumerate(lines):
             event = parse_event(line.encode())
             if event is not None:
-                self._note(event)
+                self._end.note(event)
                 if index >= self.cursor:
                     await self.request.on_event(event)
         if len(lines) > self.cursor:
             self.cursor = len(lines)
             await self.request.leases.set_cursor(self.request.job_id, self.cursor)
 
-    def _note(self, event: TrainingEvent) -> None:
-        if event.event in ("done", "error", "cancelled"):
-            self._outcome = event.event
-        if event.event == "error" and event.message:
-            self._error = event.message
-        if event.adapter_dir:
-            self._adapter_dir = event.adapter_dir
-
     def _result(self, status: str, message: str) -> JobResult:
-        if status == "SUCCEEDED" and self._outcome == "done":
-            return JobResult("succeeded", 0, adapter_dir=self._adapter_dir)
-        if status == "STOPPED" or self._cancelled or self._outcome == "cancelled":
+        if status == "SUCCEEDED" and self._end.event == "done":
+            return JobResult("succeeded", 0, adapter_dir=self._end.adapter_dir)
+        if status == "STOPPED" or self._cancelled or self._end.event == "cancelled":
             return JobResult("cancelled", 0)
-        error = self._error or f"Ray job {self.submission_id}: {status} {message}"
+        error = self._end.error or f"Ray job {self.submission_id}: {status} {message}"
         return JobResult("failed", 1, error=error)
 
     async def cancel(self) -> None:

@@ -75,6 +75,24 @@ class JobResult:
     adapter_dir: str | None = None
 
 
+@dataclass
+class TrainerEnd:
+    """What a trainer's event lines said about how it ended: its last final event (done, error, cancelled),
+    its last error message and the adapter it wrote."""
+
+    event: str | None = None
+    error: str | None = None
+    adapter_dir: str | None = None
+
+    def note(self, event: TrainingEvent) -> None:
+        if event.event in ("done", "error", "cancelled"):
+            self.event = event.event
+        if event.event == "error" and event.message:
+            self.error = event.message
+        if event.adapter_dir:
+            self.adapter_dir = event.adapter_dir
+
+
 OnEvent = Callable[[TrainingEvent], Awaitable[None]]
 
 
@@ -100,9 +118,7 @@ class TrainingProcess:
         self.cancel_grace_s = cancel_grace_s
         self._proc: asyncio.subprocess.Process | None = None
         self._cancelled = False
-        self._last_error: str | None = None
-        self._adapter_dir: str | None = None
-        self._outcome_event: str | None = None
+        self._end = TrainerEnd()
 
     @property
     def pid(self) -> int | None:
@@ -136,7 +152,7 @@ class TrainingProcess:
                 out.flush()
                 event = parse_event(line)
                 if event is not None:
-                    self._note(event)
+                    self._end.note(event)
                     await self._deliver(event)
         code = await proc.wait()
         kill_group(proc.pid, signal.SIGKILL)  # anything the trainer forked goes with it
@@ -156,14 +172,6 @@ class TrainingProcess:
             log.warning("trainer %s ignored SIGTERM for %.0f s; killing it", proc.pid, self.cancel_grace_s)
             kill_group(proc.pid, signal.SIGKILL)
 
-    def _note(self, event: TrainingEvent) -> None:
-        if event.event in ("done", "error", "cancelled"):
-            self._outcome_event = event.event
-        if event.event == "error" and event.message:
-            self._last_error = event.message
-        if event.adapter_dir:
-            self._adapter_dir = event.adapter_dir
-
     async def _deliver(self, event: TrainingEvent) -> None:
         try:
             await self.on_event(event)
@@ -171,11 +179,11 @@ class TrainingProcess:
             log.exception("could not record training event %s", event.event)
 
     def _result(self, code: int) -> JobResult:
-        if self._outcome_event == "done" and code == 0 and not self._cancelled:
-            return JobResult("succeeded", code, adapter_dir=self._adapter_dir)
-        if self._cancelled or self._outcome_event == "cancelled":
+        if self._end.event == "done" and code == 0 and not self._cancelled:
+            return JobResult("succeeded", code, adapter_dir=self._end.adapter_dir)
+        if self._cancelled or self._end.event == "cancelled":
             return JobResult("cancelled", code, error=None)
-        error = self._last_error or self._describe_exit(code)
+        error = self._end.error or self._describe_exit(code)
         return JobResult("failed", code, error=error)
 
     def _describe_exit(self, code: int) -> str:

@@ -14,6 +14,7 @@ from msgspec import Struct
 
 from gateway.catalog.names import version_model_name
 from gateway.db import models as db
+from gateway.db.render import from_row
 
 
 class TrainingJob(Struct):
@@ -110,29 +111,17 @@ def job_out(row: db.TrainingJob) -> TrainingJob:
 
 
 def event_out(row: db.TrainingEvent) -> TrainingEvent:
-    return TrainingEvent(
-        id=row.id,
-        object="training.job.event",
-        created_at=row.created,
-        level=row.level,
-        type=row.type,
-        message=row.message,
-        data=row.data or {},
+    return from_row(
+        TrainingEvent, row, object="training.job.event", created_at=row.created, data=row.data or {}
     )
 
 
 def version_out(row: db.ModelVersion, production_version: int) -> ModelVersion:
-    return ModelVersion(
-        id=row.id,
-        task=row.task_id,
-        version=row.version,
+    return from_row(
+        ModelVersion,
+        row,
         model=version_model_name(row.task_id, row.version),
         production=row.version == production_version,
-        base_model=row.base_model,
         metrics=row.metrics or {},
         hyperparameters=row.hyperparameters or {},
-        train_samples=row.train_samples,
-        test_samples=row.test_samples,
-        job=row.job_id,
-        created=row.created,
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from models_store.crash import crashed
 from models_store.export.events import ExportProgress
 from models_store.export.source import FORMATS, GGUF_TYPES, ExportError, ExportRefused, ExportSource
 
@@ -59,9 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.error(str(exc))
         return 1
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        progress.error(f"{type(exc).__name__}: {exc}")
-        return 1
+        return crashed(progress.error, exc)
     return 0
 
 

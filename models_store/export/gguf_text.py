@@ -24,19 +24,15 @@ from models_store.export.tensors import CheckpointTensors
 ARCH = gguf.MODEL_ARCH.QWEN2VL
 T = gguf.MODEL_TENSOR
 # Per-layer tensors: checkpoint name under ``model.layers.N.`` -> (llama.cpp tensor, suffix).
+_QKV = (("q", T.ATTN_Q), ("k", T.ATTN_K), ("v", T.ATTN_V))
+_MLP = (("gate", T.FFN_GATE), ("up", T.FFN_UP), ("down", T.FFN_DOWN))
 LAYER_TENSORS: dict[str, tuple[gguf.MODEL_TENSOR, str]] = {
     "input_layernorm.weight": (T.ATTN_NORM, "weight"),
-    "self_attn.q_proj.weight": (T.ATTN_Q, "weight"),
-    "self_attn.q_proj.bias": (T.ATTN_Q, "bias"),
-    "self_attn.k_proj.weight": (T.ATTN_K, "weight"),
-    "self_attn.k_proj.bias": (T.ATTN_K, "bias"),
-    "self_attn.v_proj.weight": (T.ATTN_V, "weight"),
-    "self_attn.v_proj.bias": (T.ATTN_V, "bias"),
+    # Qwen2's Q, K and V projections have a bias; the output projection and the MLP have none
+    **{f"self_attn.{p}_proj.{part}": (t, part) for p, t in _QKV for part in ("weight", "bias")},
     "self_attn.o_proj.weight": (T.ATTN_OUT, "weight"),
     "post_attention_layernorm.weight": (T.FFN_NORM, "weight"),
-    "mlp.gate_proj.weight": (T.FFN_GATE, "weight"),
-    "mlp.up_proj.weight": (T.FFN_UP, "weight"),
-    "mlp.down_proj.weight": (T.FFN_DOWN, "weight"),
+    **{f"mlp.{p}_proj.weight": (t, "weight") for p, t in _MLP},
 }
 
 

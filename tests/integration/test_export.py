@@ -19,46 +19,24 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from adapters.supervisor import free_port
 from tests.integration.conftest import GatewayProcess, keys_cli
-from tests.support import colour_task
+from tests.support import colour_task, health
 from tests.support.export_model import greedy, image_inputs
-
-COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
-              "white": "black"}  # fmt: skip
-
-
-class Platform:
-    def __init__(self, url: str, key: str) -> None:
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Token {key}"}, timeout=120)
-
-    def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
-        response = self.http.request(method, path, json=body)
-        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json()
-
-    def wait(self, path: str, busy: tuple[str, ...] = ("queued", "running")) -> dict[str, Any]:
-        deadline = time.monotonic() + 900
-        body: dict[str, Any] = self.call("GET", path)
-        while body["status"] in busy and time.monotonic() < deadline:
-            time.sleep(1)
-            body = self.call("GET", path)
-        return body
+from tests.support.platform_task import COMPLEMENT, Platform, ask_colour
 
 
 @pytest.fixture(scope="module")
 def version(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A task trained over the API to answer the complementary colour as JSON; its version 1 and the key."""
     key = keys_cli(gateway, "create", "--user", "exporter", "--workspace", "export-ws")
-    api = Platform(gateway.url, key)
+    api = Platform(gateway.url, key, timeout_s=120)
     dataset = api.call("POST", "/vlm/v2/dataset/", {"name": "c", "user_prompt": colour_task.PROMPT}, 201)
     choices = ",".join(colour_task.TASK_COLOURS)
     body = {"dataset": dataset["id"], "name": "color", "type": "string", "choices": choices}
@@ -95,15 +73,7 @@ def new_images(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str
 
 
 def ask(client: openai.OpenAI, model: str, image: Path) -> str:
-    uri = "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
-    answer = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": uri}}, {"type": "text", "text": colour_task.PROMPT},
-        ]}],  # type: ignore[misc,list-item]
-        max_tokens=16, temperature=0,
-    )  # fmt: skip
-    return (answer.choices[0].message.content or "").strip()
+    return (ask_colour(client, model, image, max_tokens=16).choices[0].message.content or "").strip()
 
 
 @pytest.fixture(scope="module")
@@ -199,20 +169,9 @@ def merged_vllm(version: dict[str, Any], tmp_path: Path) -> Any:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"vLLM exited on the merged folder:\n{(tmp_path / 'vllm.log').read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("vLLM did not become healthy on the merged folder")
+        if not health.wait_healthy(url, 600, proc):
+            log_tail = (tmp_path / "vllm.log").read_text()[-3000:]
+            pytest.fail(f"vLLM did not become healthy on the merged folder (exit {proc.poll()}):\n{log_tail}")
         yield openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -110,6 +110,17 @@ def started_at(data_dir: Path, prediction_id: str) -> float:
     return datetime.datetime.fromisoformat(value).timestamp()
 
 
+def finish_on(second: GatewayProcess, ids: list[str], hooks: CallbackReceiver) -> None:
+    """``second`` completes every prediction of ``ids`` and calls each one's callback exactly once."""
+    try:
+        done = wait_all_done(second, ids)
+        time.sleep(1.0)
+    finally:
+        stop_gateway(second)
+    assert {p["status"] for p in done.values()} == {"completed"}, done
+    assert {i: len(hooks.for_prediction(i)) for i in ids} == dict.fromkeys(ids, 1)
+
+
 def test_graceful_restart_gives_running_jobs_back_and_runs_each_once(tmp_path: Path, engine_url: str) -> None:
     hooks = CallbackReceiver()
     with hooks.serve() as server:
@@ -124,14 +135,7 @@ def test_graceful_restart_gives_running_jobs_back_and_runs_each_once(tmp_path: P
         assert before[interrupted][0] == "pending" and before[interrupted][2] is None  # given back
         restarted = time.time()
         assert all(status in ("pending", "completed") for status, _, _ in before.values())
-        second = start(tmp_path, engine_url)
-        try:
-            done = wait_all_done(second, ids)
-            time.sleep(1.0)
-        finally:
-            stop_gateway(second)
-    assert {p["status"] for p in done.values()} == {"completed"}, done
-    assert {i: len(hooks.for_prediction(i)) for i in ids} == dict.fromkeys(ids, 1)
+        finish_on(start(tmp_path, engine_url), ids, hooks)
     after = rows(tmp_path)
     assert started_at(tmp_path, interrupted) >= restarted  # run again from the start by the new gateway
     assert {after[i][1] for i in ids} == {1}  # a job given back on shutdown is not a failed attempt
@@ -150,12 +154,5 @@ def test_a_killed_gateways_job_is_claimed_again_after_its_lease(tmp_path: Path, 
             first.proc.wait(30)
         status, attempts, owner = rows(tmp_path)[crashed]
         assert (status, attempts) == ("running", 1) and owner  # still claimed by the dead gateway
-        second = start(tmp_path, engine_url, **lease)
-        try:
-            done = wait_all_done(second, ids)
-            time.sleep(1.0)
-        finally:
-            stop_gateway(second)
-    assert {p["status"] for p in done.values()} == {"completed"}, done
-    assert {i: len(hooks.for_prediction(i)) for i in ids} == dict.fromkeys(ids, 1)
+        finish_on(start(tmp_path, engine_url, **lease), ids, hooks)
     assert rows(tmp_path)[crashed][1] == 2

@@ -17,7 +17,6 @@ its own engine, which fetched the adapter from the bucket.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -38,8 +37,8 @@ import pytest
 from adapters.supervisor import EngineSpec, free_port, vllm_installed
 from tests.integration.conftest import TINY_SPEC, GatewayProcess, stop_gateway, wait_healthy
 from tests.platform.conftest import PG_HOST, PG_PORT, PG_USER, postgres_admin
-from tests.support import colour_task
-from tests.support.platform_task import COMPLEMENT, TEMPLATE, VARIABLE, build_colour_task
+from tests.support import colour_task, health
+from tests.support.platform_task import COMPLEMENT, ask_templated, build_colour_task
 from tests.support.s3 import S3Server, s3_server
 
 KEY = "scale-test-key"
@@ -104,17 +103,9 @@ def start_engine(root: Path, model_dir: Path, s3: S3Server) -> EngineHost:
 
 
 def wait_engine(engine: EngineHost, timeout_s: float = 900) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if engine.proc.poll() is not None:
-            pytest.fail(f"engine exited: {engine.log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(engine.url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"engine not up after {timeout_s} s: {engine.log_path.read_text()[-3000:]}")
+    if not health.wait_healthy(engine.url, timeout_s, engine.proc):
+        state = "exited" if engine.proc.poll() is not None else f"not up after {timeout_s} s"
+        pytest.fail(f"engine {state}: {engine.log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -254,16 +245,7 @@ def test_both_gateways_answer_with_the_trained_model(
     assert model in {m.id for m in client.models.list().data}
     hits = 0
     for path, colour in colour_task.write_images(tmp_path, 1, seed=3):
-        uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-        answer = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": uri}},
-                {"type": "text", "text": colour_task.PROMPT},
-            ]}],  # type: ignore[misc,list-item]
-            max_tokens=24, temperature=0,
-            extra_body={"result_template": TEMPLATE, "variables": [VARIABLE]},
-        )  # fmt: skip
+        answer = ask_templated(client, model, path)
         assert answer.model == f"{model}-v1"
         hits += json.loads(answer.choices[0].message.content or "")["color"] == COMPLEMENT[colour]
     assert hits >= 4, f"only {hits} of 6 right through gateway {which}"

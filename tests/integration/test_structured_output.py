@@ -19,29 +19,14 @@ from jsonschema import Draft202012Validator
 
 from finetune.templates import ResultTemplate
 from finetune.variables import VariableSpec
+from tests.support.item_schema import item_schema
 
 pytestmark = pytest.mark.integration
 
 MODEL = "tiny"
 SEEDS = range(20)
 MESSAGES: list[Any] = [{"role": "user", "content": "Describe the item as asked."}]
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "color": {"type": "string", "enum": ["red", "green", "blue"]},
-        "count": {"type": "integer", "minimum": 0, "maximum": 9},
-        "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
-        "size": {
-            "type": "object",
-            "properties": {
-                "width": {"type": "integer", "minimum": 1, "maximum": 640},
-                "ratio": {"type": "number", "minimum": -1.5, "maximum": 2.25},
-            },
-            "required": ["width", "ratio"],
-        },
-    },
-    "required": ["color", "count", "tags", "size"],
-}
+SCHEMA = item_schema()
 
 
 async def ask_all(aclient: openai.AsyncOpenAI, **kwargs: Any) -> list[Any]:

@@ -9,35 +9,19 @@ second key's workspace cannot see or use the model, and a long job can be cancel
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from tests.integration.conftest import GatewayProcess, keys_cli
 from tests.support import colour_task
-
-TEMPLATE = '{"color": "{{color}}"}'
-# The rule to learn: answer the complementary colour. The tiny base names the colour it sees (it was
-# pre-trained on colour captions), so under the template's choices it is wrong on every sample.
-COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
-              "white": "black"}  # fmt: skip
-VARIABLE = {"name": "color", "type": "string", "choices": colour_task.TASK_COLOURS}
-
-
-class Platform:
-    def __init__(self, url: str, key: str) -> None:
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Token {key}"}, timeout=60)
-
-    def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
-        response = self.http.request(method, path, json=body)
-        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json()
+from tests.support.platform_task import COMPLEMENT, Platform, ask_templated, build_colour_task
 
 
 @pytest.fixture(scope="module")
@@ -45,40 +29,13 @@ def trained(gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -
     """A task trained to name the complementary colour of jittered solid-colour images (24 train, 12 test)."""
     key = keys_cli(gateway, "create", "--user", "trainer", "--workspace", "training-ws")
     api = Platform(gateway.url, key)
-    dataset = api.call(
-        "POST", "/vlm/v2/dataset/", {"name": "colours", "user_prompt": colour_task.PROMPT}, 201
-    )
-    choices = ",".join(colour_task.TASK_COLOURS)
-    color = api.call(
-        "POST", "/vlm/v2/variable/",
-        {"dataset": dataset["id"], "name": "color", "type": "string", "choices": choices, "required": True},
-        201,
-    )  # fmt: skip
-    api.call("PATCH", f"/vlm/v2/dataset/{dataset['id']}/", {"result_template": TEMPLATE})
     root = tmp_path_factory.mktemp("colours")
-    for test, (path, colour) in [(False, p) for p in colour_task.write_images(root / "train", 4, seed=1)] + [
-        (True, p) for p in colour_task.write_images(root / "test", 2, seed=2)
-    ]:
-        image = api.call(
-            "POST", "/vlm/v2/image/", {"_base64": base64.b64encode(path.read_bytes()).decode()}, 201
-        )
-        sample = api.call(
-            "POST", "/vlm/v2/sample/",
-            {"dataset": dataset["id"], "name": path.stem, "image_ids": [image["id"]], "test": test}, 201,
-        )  # fmt: skip
-        api.call(
-            "POST", f"/vlm/v2/sample/{sample['id']}/add-variable-value/",
-            {"dataset_variable": color["id"], "value": {"value": COMPLEMENT[colour]}},
-        )  # fmt: skip
-    task = api.call("POST", "/vlm/v2/task/", {"name": "colour task", "datasets": [dataset["id"]]}, 201)
+    task = asyncio.run(build_colour_task(api.http, {}, root, train_per_colour=4, test_per_colour=2))
     job = api.call("POST", f"/vlm/v2/task/{task['id']}/train/", {"hyperparameters": {"max_steps": 60}}, 201)
     assert (job["train_samples"], job["test_samples"]) == (24, 12)
-    deadline = time.monotonic() + 600
-    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(2)
-        job = api.call("GET", f"/vlm/v2/training-job/{job['id']}/")
+    job = api.wait(f"/vlm/v2/training-job/{job['id']}/", timeout_s=600)
     assert job["status"] == "succeeded", f"{job}\n{gateway.log_tail()}"
-    return {"key": key, "api": api, "task": task, "job": job, "dataset": dataset}
+    return {"key": key, "api": api, "task": task, "job": job}
 
 
 def test_job_reports_progress_events_and_a_loss_curve(trained: dict[str, Any]) -> None:
@@ -112,16 +69,7 @@ def test_task_model_answers_through_the_openai_client(
     assert model in listed
     hits = 0
     for path, colour in colour_task.write_images(tmp_path, 1, seed=3):
-        uri = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
-        answer = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": uri}},
-                {"type": "text", "text": colour_task.PROMPT},
-            ]}],  # type: ignore[misc,list-item]
-            max_tokens=24, temperature=0,
-            extra_body={"result_template": TEMPLATE, "variables": [VARIABLE]},
-        )  # fmt: skip
+        answer = ask_templated(client, model, path)
         assert answer.model == f"task-{trained['task']['id']}-v1"
         parsed = json.loads(answer.choices[0].message.content or "")
         assert parsed["color"] in colour_task.TASK_COLOURS  # template-valid, always
@@ -154,11 +102,7 @@ def test_cancel_then_resume_finishes_with_version_2(trained: dict[str, Any]) -> 
     events = api.call("GET", f"/vlm/v2/training-job/{job['id']}/events/?page_size=500")["results"]
     stopped_at = next(e["data"]["step"] for e in reversed(events) if e["data"].get("event") == "cancelled")
     api.call("POST", f"/vlm/v2/training-job/{job['id']}/resume/")
-    job = api.call("GET", f"/vlm/v2/training-job/{job['id']}/")
-    deadline = time.monotonic() + 600
-    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(2)
-        job = api.call("GET", f"/vlm/v2/training-job/{job['id']}/")
+    job = api.wait(f"/vlm/v2/training-job/{job['id']}/", timeout_s=600)
     assert job["status"] == "succeeded" and job["version"] == 2, job
     events = api.call("GET", f"/vlm/v2/training-job/{job['id']}/events/?page_size=500")["results"]
     restart = [e for e in events if e["data"].get("event") == "start"][-1]

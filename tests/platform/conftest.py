@@ -12,6 +12,7 @@ import base64
 import io
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,24 +41,36 @@ async def postgres_admin() -> Any:
         return None
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-async def db_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """A fresh, empty database URL for this session's backend."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path_factory.mktemp('sqlite') / 'platform.sqlite3'}"
+@asynccontextmanager
+async def scratch_database(backend: str, sqlite_file: Path, prefix: str, ran: str) -> AsyncIterator[str]:
+    """A fresh, empty database URL on ``backend`` ("sqlite" or "postgres").
+
+    PostgreSQL: a uniquely named database (``prefix`` + random), dropped afterwards; without a server the
+    test skips, saying what ``ran`` instead.
+    """
+    if backend == "sqlite":
+        yield f"sqlite://{sqlite_file}"
         return
     admin = await postgres_admin()
     if admin is None:
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT} (database {PG_MAINTENANCE_DB}); SQLite tests ran")
-    name = f"vlmgw_test_{uuid.uuid4().hex[:12]}"
+        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT} (database {PG_MAINTENANCE_DB}); {ran}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A fresh, empty database URL for this session's backend."""
+    sqlite_file = tmp_path_factory.mktemp("sqlite") / "platform.sqlite3"
+    async with scratch_database(request.param, sqlite_file, "vlmgw_test", "SQLite tests ran") as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,15 @@ async def wait_done(client: AsyncTestClient[Any], key: str, export_id: str) -> d
     raise AssertionError(f"export stayed {body['status']}")
 
 
+async def start_export(
+    client: AsyncTestClient[Any], keys: Keys, adapter_dir: Path, fmt: str = "adapter"
+) -> tuple[db.ModelVersion, Any]:
+    """A new version in A's workspace (``new_version``) and the response to A's exporting it as ``fmt``."""
+    version = await new_version(client, keys.ws_a, adapter_dir)
+    url = f"/vlm/v2/model/{version.id}/export/"
+    return version, await client.post(url, json={"format": fmt}, headers=auth(keys.a))
+
+
 def exports_dir(client: AsyncTestClient[Any]) -> Path:
     return Path(client.app.state.services.export_service.exports_dir)
 
@@ -116,10 +125,7 @@ def exports_dir(client: AsyncTestClient[Any]) -> Path:
 async def test_adapter_export_downloads_as_a_checksummed_tar(
     app_client: AsyncTestClient[Any], keys: Keys, adapter: Path
 ) -> None:
-    version = await new_version(app_client, keys.ws_a, adapter)
-    started = await app_client.post(
-        f"/vlm/v2/model/{version.id}/export/", json={"format": "adapter"}, headers=auth(keys.a)
-    )
+    version, started = await start_export(app_client, keys, adapter)
     assert started.status_code == 201, started.text
     assert started.json()["status"] in ("queued", "running") and started.json()["download_url"] is None
     done = await wait_done(app_client, keys.a, started.json()["id"])
@@ -152,10 +158,7 @@ async def test_adapter_export_downloads_as_a_checksummed_tar(
 async def test_other_workspaces_get_404_everywhere(
     app_client: AsyncTestClient[Any], keys: Keys, adapter: Path
 ) -> None:
-    version = await new_version(app_client, keys.ws_a, adapter)
-    started = await app_client.post(
-        f"/vlm/v2/model/{version.id}/export/", json={"format": "adapter"}, headers=auth(keys.a)
-    )
+    version, started = await start_export(app_client, keys, adapter)
     export_id = started.json()["id"]
     await wait_done(app_client, keys.a, export_id)
     stranger = auth(keys.b)
@@ -221,10 +224,7 @@ async def test_a_failed_export_leaves_nothing_and_cannot_be_downloaded(
     broken = tmp_path / "broken-adapter"
     shutil.copytree(adapter, broken)
     (broken / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
-    version = await new_version(app_client, keys.ws_a, broken)
-    started = await app_client.post(
-        f"/vlm/v2/model/{version.id}/export/", json={"format": "merged"}, headers=auth(keys.a)
-    )
+    _version, started = await start_export(app_client, keys, broken, "merged")
     done = await wait_done(app_client, keys.a, started.json()["id"])
     assert done["status"] == "failed" and done["error"] and done["download_url"] is None
     assert done["events"][-1]["level"] == "error"
@@ -236,10 +236,7 @@ async def test_a_failed_export_leaves_nothing_and_cannot_be_downloaded(
 
 
 async def test_finished_exports_expire(app_client: AsyncTestClient[Any], keys: Keys, adapter: Path) -> None:
-    version = await new_version(app_client, keys.ws_a, adapter)
-    started = await app_client.post(
-        f"/vlm/v2/model/{version.id}/export/", json={"format": "adapter"}, headers=auth(keys.a)
-    )
+    _version, started = await start_export(app_client, keys, adapter)
     done = await wait_done(app_client, keys.a, started.json()["id"])
     created = dt.datetime.fromisoformat(done["finished"])
     assert dt.datetime.fromisoformat(done["expires"]) - created == dt.timedelta(seconds=TTL_S)
@@ -255,10 +252,7 @@ async def test_finished_exports_expire(app_client: AsyncTestClient[Any], keys: K
 
 
 async def test_delete_removes_the_export(app_client: AsyncTestClient[Any], keys: Keys, adapter: Path) -> None:
-    version = await new_version(app_client, keys.ws_a, adapter)
-    started = await app_client.post(
-        f"/vlm/v2/model/{version.id}/export/", json={"format": "adapter"}, headers=auth(keys.a)
-    )
+    _version, started = await start_export(app_client, keys, adapter)
     done = await wait_done(app_client, keys.a, started.json()["id"])
     assert (await app_client.delete(f"/vlm/v2/export/{done['id']}/", headers=auth(keys.a))).status_code == 204
     assert (await app_client.get(f"/vlm/v2/export/{done['id']}/", headers=auth(keys.a))).status_code == 404

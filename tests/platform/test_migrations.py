@@ -6,7 +6,6 @@ Runs on SQLite and (when reachable) on PostgreSQL, each on a database of its own
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,26 +21,17 @@ from gateway.db.connection import (
     open_database,
 )
 from gateway.db.keys import create_key, verify_key
-from tests.platform.conftest import PG_HOST, PG_PORT, PG_USER, postgres_admin
+from tests.platform.conftest import scratch_database
 
 FIRST = "0001_initial"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'old.sqlite3'}"
-        return
-    admin = await postgres_admin()
-    if admin is None:
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}; the SQLite upgrade ran")
-    name = f"vlmgw_mig_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_database(
+        request.param, tmp_path / "old.sqlite3", "vlmgw_mig", "the SQLite upgrade ran"
+    ) as url:
+        yield url
 
 
 def run(coro: object) -> None:

@@ -15,7 +15,7 @@ from gateway.db.connection import open_database
 from gateway.db.models import Prediction, Workspace
 from gateway.predictions.claims import ClaimStore, utc_now
 from gateway.predictions.runner import BatchRunner
-from tests.platform.conftest import PG_HOST, PG_PORT, PG_USER, postgres_admin
+from tests.platform.conftest import scratch_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -24,19 +24,11 @@ async def claims_db(
 ) -> AsyncIterator[str]:
     """A database of this module's own: the session's platform gateway runs a batch runner of its own on
     the shared one, which would claim these rows too."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path_factory.mktemp('claims') / 'claims.sqlite3'}"
-        return
-    admin = await postgres_admin()
-    if admin is None:
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}; the SQLite claims tests ran")
-    name = f"vlmgw_claims_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    sqlite_file = tmp_path_factory.mktemp("claims") / "claims.sqlite3"
+    async with scratch_database(
+        request.param, sqlite_file, "vlmgw_claims", "the SQLite claims tests ran"
+    ) as url:
+        yield url
 
 
 @pytest.fixture
@@ -77,14 +69,9 @@ async def test_two_gateways_run_every_job_exactly_once(ws: uuid.UUID) -> None:
 
         return execute
 
-    runners = [BatchRunner(s, executor(s), concurrency=3, poll_interval_s=0.01) for s in stores]
-    for runner in runners:
-        await runner.start()
-    try:
-        await _until(lambda: _all_done(ids))
-    finally:
-        for runner in runners:
-            await runner.close()
+    await _run_until_done(
+        ids, *(BatchRunner(s, executor(s), concurrency=3, poll_interval_s=0.01) for s in stores)
+    )
     assert ran == Counter({pid: 1 for pid in ids})
     rows = await Prediction.filter(id__in=ids)
     assert {r.status for r in rows} == {"completed"} and {r.owner for r in rows} == {None}
@@ -93,6 +80,17 @@ async def test_two_gateways_run_every_job_exactly_once(ws: uuid.UUID) -> None:
 
 async def _all_done(ids: list[uuid.UUID]) -> bool:
     return await Prediction.filter(id__in=ids, status="completed").count() == len(ids)
+
+
+async def _run_until_done(ids: list[uuid.UUID], *runners: BatchRunner) -> None:
+    """Start the runners, wait until every job of ``ids`` completed, close them."""
+    for runner in runners:
+        await runner.start()
+    try:
+        await _until(lambda: _all_done(ids))
+    finally:
+        for runner in runners:
+            await runner.close()
 
 
 async def test_a_gateway_runs_at_most_its_concurrency_at_once(ws: uuid.UUID) -> None:
@@ -109,12 +107,7 @@ async def test_a_gateway_runs_at_most_its_concurrency_at_once(ws: uuid.UUID) -> 
         now_running.discard(pid)
         await store.finish(pid, status="completed")
 
-    runner = BatchRunner(store, execute, concurrency=2, poll_interval_s=0.01)
-    await runner.start()
-    try:
-        await _until(lambda: _all_done(ids))
-    finally:
-        await runner.close()
+    await _run_until_done(ids, BatchRunner(store, execute, concurrency=2, poll_interval_s=0.01))
     assert peak == 2
 
 
@@ -155,12 +148,7 @@ async def test_closing_gives_running_jobs_back_and_another_gateway_finishes_them
     async def finish(pid: uuid.UUID) -> None:
         await store.finish(pid, status="completed")
 
-    second = BatchRunner(store, finish, concurrency=2, poll_interval_s=0.01)
-    await second.start()
-    try:
-        await _until(lambda: _all_done(ids))
-    finally:
-        await second.close()
+    await _run_until_done(ids, BatchRunner(store, finish, concurrency=2, poll_interval_s=0.01))
 
 
 async def _count(ids: list[uuid.UUID], status: str, wanted: int) -> bool:

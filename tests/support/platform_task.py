@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import base64
 import inspect
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
+import openai
 
 from tests.support import colour_task
 
@@ -19,6 +23,47 @@ TEMPLATE = '{"color": "{{color}}"}'
 COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
               "white": "black"}  # fmt: skip
 VARIABLE = {"name": "color", "type": "string", "choices": colour_task.TASK_COLOURS}
+
+
+class Platform:
+    """A platform API user with one key: ``call`` checks the status and returns the JSON."""
+
+    def __init__(self, url: str, key: str, timeout_s: float = 60) -> None:
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Token {key}"}, timeout=timeout_s)
+
+    def call(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        response = self.http.request(method, path, json=body)
+        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def wait(
+        self, path: str, busy: tuple[str, ...] = ("queued", "running"), timeout_s: float = 900
+    ) -> dict[str, Any]:
+        """GET ``path`` until its ``status`` is not ``busy`` any more (or the time is up); the last body."""
+        deadline = time.monotonic() + timeout_s
+        body: dict[str, Any] = self.call("GET", path)
+        while body["status"] in busy and time.monotonic() < deadline:
+            time.sleep(1)
+            body = self.call("GET", path)
+        return body
+
+
+def ask_colour(client: openai.OpenAI, model: str, image: Path, max_tokens: int = 24, **options: Any) -> Any:
+    """The greedy chat completion of ``model`` for the task's prompt about ``image``."""
+    uri = "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
+    return client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": uri}},
+            {"type": "text", "text": colour_task.PROMPT},
+        ]}],  # type: ignore[misc,list-item]
+        max_tokens=max_tokens, temperature=0, **options,
+    )  # fmt: skip
+
+
+def ask_templated(client: openai.OpenAI, model: str, image: Path) -> Any:
+    """``ask_colour`` under the task's result template and variable."""
+    return ask_colour(client, model, image, extra_body={"result_template": TEMPLATE, "variables": [VARIABLE]})
 
 
 async def _call(client: Any, method: str, path: str, body: Any, status: int, headers: dict[str, str]) -> Any:

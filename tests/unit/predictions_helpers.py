@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,20 @@ def gateway_client(fake: FakeVLLM, data_dir: Path, **overrides: Any) -> AsyncTes
     settings = Settings(data_dir=data_dir, **{"engine_poll_interval_s": 60.0, **overrides})
     engine = Engine(EngineClient(fake.url, connect_timeout_s=1.0, request_timeout_s=30.0))
     return AsyncTestClient(app=create_app(settings, engines=[engine], say=lambda _m: None))
+
+
+@asynccontextmanager
+async def gateway_as(fake: FakeVLLM, data_dir: Path, key: str, **overrides: Any) -> AsyncIterator[Any]:
+    """``gateway_client`` started, its requests sent with ``key``."""
+    async with gateway_client(fake, data_dir, **overrides) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
+
+
+def captioning(client: Any, fake: FakeVLLM) -> Any:
+    """``client``, with ``fake`` back to answering every request with ``CAPTION``."""
+    fake.reply, fake.mode = reply(CAPTION), "ok"
+    return client
 
 
 def png_b64(colour: str = "red") -> str:

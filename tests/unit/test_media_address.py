@@ -8,20 +8,7 @@ import pytest
 
 from gateway.media.address import AddressGuard, AllowList, blocked_reason, is_odd_ipv4_encoding
 from gateway.media.errors import MediaBlocked, MediaUnreachable
-
-
-class StubResolver:
-    """Answers from a table; records every question."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.asked: list[str] = []
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        self.asked.append(host)
-        if host not in self.table:
-            raise OSError("name not known")
-        return self.table[host]
+from tests.fakes import StubResolver
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from adapters.supervisor import free_port
 from gateway.media.address import AddressGuard, AllowList
 from gateway.media.errors import MediaBlocked, MediaTimeout, MediaTooLarge, MediaUnreachable
 from gateway.media.fetch import Fetcher, FetchLimits
+from tests.fakes import StubResolver
 from tests.support.media import png_bytes
 
 PNG = png_bytes("green")
@@ -26,16 +27,6 @@ class MediaServer:
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
-
-
-class StubResolver:
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.asked: list[str] = []
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        self.asked.append(host)
-        return self.table[host]
 
 
 @pytest.fixture

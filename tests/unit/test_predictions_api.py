@@ -26,6 +26,8 @@ from tests.unit.predictions_helpers import (
     FAST,
     GENERATE,
     caption_body,
+    captioning,
+    gateway_as,
     gateway_client,
     png_b64,
     reply,
@@ -45,17 +47,14 @@ def engine() -> Iterator[FakeVLLM]:
 @pytest.fixture(scope="module")
 async def api_app(engine: FakeVLLM, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     """One gateway for the module (starting one costs seconds); tests set the engine's reply they need."""
-    async with gateway_client(
-        engine, tmp_path_factory.mktemp("predictions"), api_keys=[KEY], **FAST
-    ) as client:
-        client.headers["Authorization"] = f"Bearer {KEY}"
+    data_dir = tmp_path_factory.mktemp("predictions")
+    async with gateway_as(engine, data_dir, KEY, api_keys=[KEY], **FAST) as client:
         yield client
 
 
 @pytest.fixture
 def api(api_app: Any, engine: FakeVLLM) -> Any:
-    engine.reply, engine.mode = reply(CAPTION), "ok"
-    return api_app
+    return captioning(api_app, engine)
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from tests.unit.predictions_helpers import (
     FAST,
     GENERATE,
     caption_body,
+    captioning,
+    gateway_as,
     gateway_client,
     reply,
     wait_done,
@@ -52,17 +54,15 @@ async def keys(data_dir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def app(engine: FakeVLLM, data_dir: Path, keys: dict[str, str]) -> AsyncIterator[Any]:
-    async with gateway_client(
-        engine, data_dir, callback_max_attempts=3, key_cache_ttl_s=0.0, **FAST
+    async with gateway_as(
+        engine, data_dir, keys["alice"], callback_max_attempts=3, key_cache_ttl_s=0.0, **FAST
     ) as client:
-        client.headers["Authorization"] = f"Bearer {keys['alice']}"
         yield client
 
 
 @pytest.fixture
 def api(app: Any, engine: FakeVLLM) -> Any:
-    engine.reply, engine.mode = reply(CAPTION), "ok"
-    return app
+    return captioning(app, engine)
 
 
 async def test_batch_answers_pending_at_once_and_completes_in_the_background(

@@ -13,7 +13,7 @@ import pytest
 from finetune.variables import DEFINITION_FIELDS, VariableSpec, VariableType, definition_of
 from gateway.db import models as db
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.tasks import changes
+from gateway.platform_api.common import changes
 from gateway.platform_api.variable_rules import definition, row_values, stored_choices
 
 DATASET = uuid.UUID(int=1)
