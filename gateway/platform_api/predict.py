@@ -23,7 +23,7 @@ from gateway.db import models as db
 from gateway.errors import BadRequestError, FieldsInvalidError
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.protocol import ChatCompletionRequest, Usage
-from gateway.platform_api.common import get_in_workspace
+from gateway.platform_api.common import MAX_DB_INT, get_in_workspace
 from gateway.training.data import dataset_template
 
 
@@ -38,7 +38,7 @@ class ImageRecord(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     images: Annotated[list[ImageRecord], Meta(min_length=1, max_length=10)]
     input_meta_data: dict[str, Any] = msgspec.field(default_factory=dict)
-    version: Annotated[int, Meta(ge=0)] | None = None
+    version: Annotated[int, Meta(ge=0, le=MAX_DB_INT)] | None = None
     dataset: uuid.UUID | None = None
     workspace: str | None = None
 

@@ -6,9 +6,11 @@ Invalid choices are asked for again (``max_retries`` times, with a different see
 if some are still invalid the request fails with a 502 ``invalid_structured_output`` error that says why.
 An invalid answer is never returned with ``finish_reason: "stop"``.
 
-Streaming: chunks are relayed as they come (no buffering); the gateway keeps each choice's text and, when the
-engine's stream ends, checks every choice that finished with ``stop``. An invalid one ends the stream with
-an error event (OpenAI's error shape, code ``invalid_structured_output``) before ``[DONE]``. Retries and
+Streaming: chunks are relayed as they come (no buffering), except that a chunk that finishes a choice (any
+``finish_reason`` but ``length``) and everything after it is held back. When the engine's stream ends the
+gateway checks every choice that finished; if all pass, the held chunks follow; an invalid one ends the
+stream with an error event (OpenAI's error shape, code ``invalid_structured_output``) before ``[DONE]``
+instead, so a client never sees ``finish_reason: "stop"`` on an invalid answer. Retries and
 confidence are refused with ``stream: true`` because both need the whole answer first.
 """
 
@@ -160,13 +162,20 @@ class StreamWatch:
         self.metrics = metrics
         self.texts: dict[int, list[str]] = {}
         self.finish: dict[int, str] = {}
+        self.holding = False
 
-    def see(self, chunk: ChatCompletionChunk) -> None:
+    def see(self, chunk: ChatCompletionChunk) -> bool:
+        """Record the chunk; True when it must be held back until the answer is checked: it finishes a
+        choice that will be checked, or it follows one that does (the usage chunk)."""
+        hold = self.holding
         for choice in chunk.choices:
             if choice.delta.content:
                 self.texts.setdefault(choice.index, []).append(choice.delta.content)
             if choice.finish_reason:
                 self.finish[choice.index] = choice.finish_reason
+                hold = hold or choice.finish_reason != "length"
+        self.holding = hold
+        return hold
 
     def error(self) -> ErrorResponse | None:
         """The error event to send before ``[DONE]`` when a finished choice is invalid, else None."""

@@ -160,6 +160,32 @@ async def test_stream_with_an_invalid_answer_ends_with_an_error_event(
     assert "error" not in resp.text
 
 
+def _stream_events(text: str) -> list[str]:
+    return [line[6:] for line in text.split("\n") if line.startswith("data: ")]
+
+
+async def test_a_stream_never_shows_stop_on_an_invalid_answer(client: Any, fake_engine: FakeVLLM) -> None:
+    """The chunk carrying ``finish_reason: "stop"`` is held back until the answer passed its check."""
+    fake_engine.reply = "maybe so"
+    resp = await client.post(CHAT, json=chat_body(stream=True, guided_choice=["yes", "no"]))
+    events = _stream_events(resp.text)
+    chunks = [json.loads(e) for e in events[:-1] if "choices" in json.loads(e)]
+    assert chunks, resp.text  # the text was relayed as it came
+    assert all(c["finish_reason"] is None for chunk in chunks for c in chunk["choices"])
+    assert json.loads(events[-2])["error"]["code"] == "invalid_structured_output"
+
+
+async def test_a_valid_stream_ends_with_stop_then_usage(client: Any, fake_engine: FakeVLLM) -> None:
+    fake_engine.reply = "no"
+    body = chat_body(stream=True, guided_choice=["yes", "no"], stream_options={"include_usage": True})
+    events = _stream_events((await client.post(CHAT, json=body)).text)
+    assert events[-1] == "[DONE]"
+    usage, last = json.loads(events[-2]), json.loads(events[-3])
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 1
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-2]) == "no"
+
+
 @pytest.mark.parametrize(
     ("extra", "param", "message"),
     [
