@@ -58,8 +58,10 @@ EngineCall = Callable[[bytes], Awaitable[ChatCompletion]]
 class StructuredOutputService:
     """Plans, checks and retries structured requests; one per app (it owns the compile cache)."""
 
-    def __init__(self, metrics: Metrics, cache_size: int = 256) -> None:
+    def __init__(self, metrics: Metrics, cache_size: int = 256, *, grammars: bool = True) -> None:
+        """``grammars``: whether the engine's backend enforces grammars (else they are refused)."""
         self.metrics = metrics
+        self.grammars = grammars
         self.cache = ConstraintCache(cache_size, self._observe_compile)
 
     def _observe_compile(self, kind: str, seconds: float, hit: bool) -> None:
@@ -69,7 +71,7 @@ class StructuredOutputService:
 
     def plan(self, req: ChatCompletionRequest) -> Plan | None:
         """None for a plain request; else the compiled plan (bad constraints raise 400s)."""
-        return plan_request(req, self.cache)
+        return plan_request(req, self.cache, grammars=self.grammars)
 
     def upstream_body(
         self, req: ChatCompletionRequest, plan: Plan, *, n: int | None = None, seed: int | None = None

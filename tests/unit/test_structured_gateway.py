@@ -51,7 +51,6 @@ async def test_json_schema_goes_to_the_engine_as_a_bounded_regex(client: Any, fa
         ("guided_json", SCHEMA, "regex"),
         ("guided_regex", "[a-z]+", "regex"),
         ("guided_choice", ["yes", "no"], "choice"),
-        ("guided_grammar", 'root ::= "a"', "grammar"),
     ],
 )
 async def test_legacy_guided_fields_are_translated_never_passed_on(
@@ -65,6 +64,37 @@ async def test_legacy_guided_fields_are_translated_never_passed_on(
     sent = fake_engine.requests[-1]
     assert field not in sent
     assert list(sent["structured_outputs"]) == [engine_key]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"guided_grammar": 'root ::= "a"'}, "guided_grammar"),
+        ({"structured_outputs": {"grammar": 'root ::= "a"'}}, "structured_outputs.grammar"),
+    ],
+)
+async def test_grammars_are_refused_when_the_backend_cannot_enforce_them(
+    client: Any, fake_engine: FakeVLLM, extra: dict[str, Any], param: str
+) -> None:
+    """The default backend (outlines) cannot enforce a grammar and the gateway cannot check one."""
+    for stream in (False, True):
+        resp = await client.post(CHAT, json=chat_body(stream=stream, **extra))
+        assert resp.status_code == 400, resp.text
+        error = resp.json()["error"]
+        assert (error["code"], error["param"]) == ("grammar_unsupported", param)
+        assert param in error["message"]
+    assert fake_engine.requests == []
+
+
+@pytest.mark.parametrize("backend", ["xgrammar", "guidance"])
+async def test_grammars_go_to_backends_that_enforce_them(
+    make_client: Any, fake_engine: FakeVLLM, backend: str
+) -> None:
+    fake_engine.reply = "a"
+    async with make_client(fake_engine, structured_backend=backend) as client:
+        resp = await client.post(CHAT, json=chat_body(guided_grammar='root ::= "a"'))
+    assert resp.status_code == 200, resp.text
+    assert fake_engine.requests[-1]["structured_outputs"] == {"grammar": 'root ::= "a"'}
 
 
 async def test_invalid_answer_is_retried_then_returned_valid(client: Any, fake_engine: FakeVLLM) -> None:
