@@ -125,6 +125,9 @@ class Dataset(Struct):
     result_template: str
     samples_count: int
     variables_count: int
+    # Variables the result_template names that the dataset does not define yet (training refuses until
+    # they exist; create them with POST /vlm/v2/variable/).
+    missing_variables: list[str]
     workspace: uuid.UUID
 
 

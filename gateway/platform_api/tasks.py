@@ -21,7 +21,7 @@ from gateway.db import models as db
 from gateway.errors import ConflictError, FieldsInvalidError
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
-from gateway.platform_api.variable_rules import definition, template_problems
+from gateway.platform_api.variable_rules import definition, template_problems, template_variables
 
 
 def today() -> str:
@@ -152,7 +152,7 @@ class DatasetService:
         return (await self.render([await get_in_workspace(db.Dataset, dataset_id, ws, "Dataset")]))[0]
 
     async def create(self, ws: uuid.UUID, body: wire.DatasetCreate) -> wire.Dataset:
-        if problems := template_problems(body.result_template, []):
+        if problems := template_problems(body.result_template, [], allow_missing=True):
             raise FieldsInvalidError(problems)
         values = msgspec.structs.asdict(body)
         del values["workspace"]
@@ -169,7 +169,7 @@ class DatasetService:
             require_fields(values, ("name",))
         if "result_template" in values:
             variables = [definition(v) for v in await db.Variable.filter(dataset=dataset)]
-            if problems := template_problems(values["result_template"], variables):
+            if problems := template_problems(values["result_template"], variables, allow_missing=True):
                 raise FieldsInvalidError(problems)
         if values:
             values.setdefault("version", today())
@@ -199,6 +199,11 @@ class DatasetService:
         ids = [d.id for d in datasets]
         samples = await _counts(db.Sample, ids)
         variables = await _counts(db.Variable, ids)
+        defined: dict[uuid.UUID, set[str]] = {}
+        for dataset_id, name in await db.Variable.filter(dataset_id__in=ids).values_list(
+            "dataset_id", "name"
+        ):
+            defined.setdefault(dataset_id, set()).add(name)
         return [
             wire.Dataset(
                 id=d.id,
@@ -211,6 +216,7 @@ class DatasetService:
                 result_template=d.result_template,
                 samples_count=samples.get(d.id, 0),
                 variables_count=variables.get(d.id, 0),
+                missing_variables=sorted(template_variables(d.result_template) - defined.get(d.id, set())),
                 workspace=d.workspace_id,
             )
             for d in datasets

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
+from gateway.app import create_app
+from gateway.settings import Settings
 from tests.platform.conftest import Api, Keys
 
 HUGE = 10**30  # beyond every database integer (SQLite and PostgreSQL)
@@ -67,3 +71,41 @@ async def test_huge_numbers_in_creates_are_400s(client: AsyncTestClient[Any], ap
 async def test_a_huge_skip_on_predictions_is_a_400(client: AsyncTestClient[Any], api: Api) -> None:
     response = await client.get("/v1/predictions", params={"skip": HUGE}, headers=api.headers)
     assert "skip" in error(response)["message"]
+
+
+@pytest.fixture(scope="module")
+async def model_client(
+    db_url: str, keys: Keys, store_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The gateway with a base model directory (so training requests get as far as checking the data)."""
+    root = tmp_path_factory.mktemp("hardening")
+    (root / "base").mkdir()
+    settings = Settings(
+        data_dir=store_dir, database_url=db_url, key_cache_ttl_s=0.0, model=str(root / "base")
+    )
+    async with AsyncTestClient(app=create_app(settings, engines=[], say=lambda _m: None)) as client:
+        yield client
+
+
+async def test_a_template_may_come_before_its_variables_and_training_waits_for_them(
+    model_client: AsyncTestClient[Any], keys: Keys
+) -> None:
+    """Ximilar's natural order: the dataset (with its template) first, then its variables."""
+    client, api = model_client, Api(model_client, keys.a)
+    template = '{"grade": {{grade}}, "explain": "{{explain}}"}'
+    dataset = await api.dataset(result_template=template)
+    assert dataset["missing_variables"] == ["explain", "grade"]
+    task = await api.task(datasets=[dataset["id"]])
+    image = await api.image()
+    await api.sample(dataset["id"], image_ids=[image["id"]])
+    refused = error(await client.post(f"/vlm/v2/task/{task['id']}/train/", json={}, headers=api.headers))
+    assert "explain, grade" in refused["fields"][f"dataset {dataset['id']}"]
+    await api.variable(dataset["id"], name="grade", type="integer", required=True)
+    extra = await api.variable(dataset["id"], name="unused", type="string")  # another variable meanwhile
+    assert extra["name"] == "unused"
+    path = f"/vlm/v2/dataset/{dataset['id']}/"
+    assert (await client.get(path, headers=api.headers)).json()["missing_variables"] == ["explain"]
+    await api.variable(dataset["id"], name="explain", type="string", required=True)
+    assert (await client.get(path, headers=api.headers)).json()["missing_variables"] == []
+    refused = error(await client.post(f"/vlm/v2/task/{task['id']}/train/", json={}, headers=api.headers))
+    assert f"dataset {dataset['id']}" not in refused.get("fields", {})  # only the unlabelled sample is left
