@@ -77,3 +77,9 @@ class MediaFileMissing(MediaError):
 
     status_code = 410
     default_code = "media_file_missing"
+
+
+class MediaDecodeTimeout(MediaError):
+    """Decoding (a video, most likely) ran past ``media_decode_timeout_s``."""
+
+    default_code = "media_decode_timeout"

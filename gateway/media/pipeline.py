@@ -82,6 +82,7 @@ class MediaLimits:
     decode_concurrency: int = 2
     decode_isolation: str = "process"
     decode_memory_bytes: int = 4 * 1024**3
+    decode_timeout_s: float = 60.0
 
 
 @dataclass
@@ -126,6 +127,7 @@ class MediaPipeline:
             limits.decode_concurrency,
             isolation=limits.decode_isolation,
             memory_limit_bytes=limits.decode_memory_bytes,
+            timeout_s=limits.decode_timeout_s,
         )
 
     @classmethod
@@ -292,6 +294,7 @@ def limits_from_settings(settings: Settings) -> MediaLimits:
         decode_concurrency=settings.media_decode_concurrency,
         decode_isolation=settings.media_decode_isolation,
         decode_memory_bytes=settings.media_decode_memory_bytes,
+        decode_timeout_s=settings.media_decode_timeout_s,
     )
 
 
