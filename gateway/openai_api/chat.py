@@ -168,8 +168,11 @@ class ChatService:
 
 
 def _for_engine(req: ChatCompletionRequest, target: Target) -> ChatCompletionRequest:
-    """The request with the model name the engine knows (a task model's adapter, say)."""
-    return req if req.model == target.model else msgspec.structs.replace(req, model=target.model)
+    """The request with the model name the engine knows (a task model's adapter, say) and without the
+    gateway's ``workspace`` selector."""
+    if req.model == target.model and req.workspace is None:
+        return req
+    return msgspec.structs.replace(req, model=target.model, workspace=None)
 
 
 def _ws(workspace: Workspace) -> str | None:

@@ -245,6 +245,9 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     template_format: Literal["json", "yaml", "xml", "csv", "text"] | None = None
     max_retries: Annotated[int, Meta(ge=0, le=5)] | None = None
     confidence: bool | None = None
+    # Gateway extension: act in this workspace (an id the key's user may use) instead of the key's default;
+    # read by the workspace dependency, never sent to the engine.
+    workspace: str | None = None
 
     def __post_init__(self) -> None:
         if self.top_logprobs and not self.logprobs:

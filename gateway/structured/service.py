@@ -49,6 +49,7 @@ _GATEWAY_FIELDS = (
     "template_format",
     "max_retries",
     "confidence",
+    "workspace",
 )
 _RETRY_SEED_STRIDE = 7919
 
