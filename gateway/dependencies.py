@@ -25,7 +25,9 @@ from gateway.platform_api.common import DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SI
 
 PageNo = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="results per page")]
-WorkspaceQ = Annotated[str | None, Parameter(description="act in this workspace (id) instead of the key's")]
+WorkspaceQ = Annotated[
+    uuid.UUID | None, Parameter(description="act in this workspace (id) instead of the key's")
+]
 
 # What handlers declare (documented parameters come from the providers' signatures).
 Ws = NamedDependency[SkipValidation[uuid.UUID]]

@@ -7,6 +7,7 @@ Responses and stream chunks mirror OpenAI's shapes exactly; fields that only vLL
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -247,7 +248,7 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     confidence: bool | None = None
     # Gateway extension: act in this workspace (an id the key's user may use) instead of the key's default;
     # read by the workspace dependency, never sent to the engine.
-    workspace: str | None = None
+    workspace: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         if self.top_logprobs and not self.logprobs:
