@@ -190,7 +190,7 @@ def _schemathesis(args: argparse.Namespace, url: str, phases: str, examples: int
     if args.max_time:
         cmd += ["--max-time", str(args.max_time)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=report.parent, check=False)
     return done.stdout + done.stderr
 
 
