@@ -109,3 +109,13 @@ async def test_a_template_may_come_before_its_variables_and_training_waits_for_t
     assert (await client.get(path, headers=api.headers)).json()["missing_variables"] == []
     refused = error(await client.post(f"/vlm/v2/task/{task['id']}/train/", json={}, headers=api.headers))
     assert f"dataset {dataset['id']}" not in refused.get("fields", {})  # only the unlabelled sample is left
+
+
+async def test_a_training_seed_out_of_range_is_a_400(model_client: AsyncTestClient[Any], keys: Keys) -> None:
+    api = Api(model_client, keys.a)
+    task = await api.task()
+    for seed in (2**32, -1, 10**30):
+        response = await model_client.post(
+            f"/vlm/v2/task/{task['id']}/train/", json={"seed": seed}, headers=api.headers
+        )
+        assert error(response)["param"] == "seed"
