@@ -20,6 +20,7 @@ import asyncio
 import logging
 import multiprocessing
 import resource
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,7 +52,8 @@ class DecodeWorkers:
         self.timeout_s = timeout_s
         self._slots = asyncio.Semaphore(self.concurrency)
         self._pool: ProcessPoolExecutor | None = None
-        self._killed: set[int] = set()  # pools killed for a time-out (their other jobs are not at fault)
+        # Pools killed for a time-out: their other jobs are not at fault.
+        self._killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """``func(*args)`` off the event loop; a crashed worker becomes ``MediaCorrupt``, a job over the time
@@ -66,7 +68,7 @@ class DecodeWorkers:
                     return await self._limited(future, pool)
                 except BrokenProcessPool as exc:
                     self._discard(pool)
-                    if id(pool) in self._killed and attempt == 1:
+                    if pool in self._killed and attempt == 1:
                         continue  # another job's time-out killed this pool: run this one again
                     log.warning("a media decoder worker died; starting a new one")
                     raise MediaCorrupt("the file crashed the decoder (corrupt or hostile data)") from exc
@@ -90,7 +92,7 @@ class DecodeWorkers:
 
     def _kill(self, pool: ProcessPoolExecutor) -> None:
         """Stop a pool whose worker is stuck: its processes are killed and the next job gets a new pool."""
-        self._killed.add(id(pool))
+        self._killed.add(pool)
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
         self._discard(pool)
