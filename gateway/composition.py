@@ -35,7 +35,7 @@ from adapters.registry import AdapterRegistry
 from gateway.catalog import ModelCatalog, TaskModels
 from gateway.db.connection import open_database
 from gateway.db.keys import ensure_defaults
-from gateway.engines import Say, build_engines, engine_metrics, media_via_files
+from gateway.engines import Say, build_engines, engine_enforces_grammars, engine_metrics, media_via_files
 from gateway.exports.controllers import ExportController
 from gateway.exports.service import ExportService, build_export_service
 from gateway.jobs.leases import JobLeases
@@ -159,7 +159,9 @@ def _build(
     image_store = ImageStore(store, max_pixels=settings.media_image_max_pixels)
     images = ImageService(image_store, fetcher, settings.media_image_max_bytes)
     media = MediaPipeline.from_settings(settings, handoff_folder=handoff, fetcher=fetcher, stored=images)
-    structured = StructuredOutputService(metrics, settings.structured_cache_size)
+    structured = StructuredOutputService(
+        metrics, settings.structured_cache_size, grammars=engine_enforces_grammars(settings)
+    )
     chat = ChatService(catalog, metrics, media, structured)
     launch, base_model_dir = training_backend(settings, store)  # local children, or Ray jobs
     training = TrainingService(

@@ -26,10 +26,16 @@ from tortoise.models import Model
 SAMPLE_TYPES = ("single", "multi_random", "multi_ordered")
 
 
+# ``owner``: the user who created it; another user joins it only by an explicit grant (``vlmgw keys grant``).
+# The built-in ``default`` workspace has no owner: it is the shared one of a single-user machine.
 class Workspace(Model):
     id = fields.UUIDField(primary_key=True)
     name = fields.CharField(max_length=200)
     created = fields.DatetimeField(auto_now_add=True)
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="owned_workspaces", null=True, on_delete=fields.SET_NULL
+    )
+    owner_id: uuid.UUID | None
 
     class Meta:
         table = "workspace"

@@ -54,6 +54,9 @@ from gateway.settings import Settings
 STORED_IMAGE_SCHEME = "image://"
 LOW_DETAIL_PIXELS = 512 * 512
 _STORED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Plain base64 (no ``data:`` prefix), as Oxen's API takes it in ``image_url.url``: the base64 alphabet only
+# (no ``:``, so never a URL), long enough to be media rather than a mistyped URL.
+_PLAIN_BASE64 = re.compile(r"^[A-Za-z0-9+/\s]{16,}={0,2}\s*$")
 T = TypeVar("T")
 
 
@@ -79,6 +82,7 @@ class MediaLimits:
     decode_concurrency: int = 2
     decode_isolation: str = "process"
     decode_memory_bytes: int = 4 * 1024**3
+    decode_timeout_s: float = 60.0
 
 
 @dataclass
@@ -123,6 +127,7 @@ class MediaPipeline:
             limits.decode_concurrency,
             isolation=limits.decode_isolation,
             memory_limit_bytes=limits.decode_memory_bytes,
+            timeout_s=limits.decode_timeout_s,
         )
 
     @classmethod
@@ -239,7 +244,9 @@ class MediaPipeline:
             return (await self.fetcher.fetch(url, max_bytes)).data
         if stored_ok and url.startswith(STORED_IMAGE_SCHEME):
             return await self._stored(url[len(STORED_IMAGE_SCHEME) :], workspace)
-        forms = "data:, http:, https:" + (" or image://<image id>" if stored_ok else "")
+        if not scheme and _PLAIN_BASE64.match(url):
+            return decode_data_uri("data:;base64," + url, max_bytes)
+        forms = "data:, http:, https:, plain base64" + (" or image://<image id>" if stored_ok else "")
         shown = f"`{scheme}:`" if scheme else "no scheme"
         raise MediaUnsupported(f"URL with {shown} is not accepted; use {forms}")
 
@@ -287,6 +294,7 @@ def limits_from_settings(settings: Settings) -> MediaLimits:
         decode_concurrency=settings.media_decode_concurrency,
         decode_isolation=settings.media_decode_isolation,
         decode_memory_bytes=settings.media_decode_memory_bytes,
+        decode_timeout_s=settings.media_decode_timeout_s,
     )
 
 

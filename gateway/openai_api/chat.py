@@ -117,6 +117,7 @@ class ChatService:
         media: PreparedMedia,
         watch: StreamWatch | None = None,
     ) -> AsyncIterator[bytes]:
+        held: list[bytes] = []  # a constrained stream's finishing chunks, sent once the answer is checked
         try:
             async for line in lines:
                 if not line.startswith("data:"):
@@ -124,9 +125,12 @@ class ChatService:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
-                out = self._relay_event(data, target.model, wants_usage, watch)
+                out, hold = self._relay_event(data, target.model, wants_usage, watch)
                 if out is not None:
-                    yield out
+                    if hold:
+                        held.append(out)
+                    else:
+                        yield out
         except EngineFault as exc:
             if isinstance(exc, EngineUnavailable):
                 self.catalog.engine_failed(target.engine, exc.message)
@@ -136,6 +140,9 @@ class ChatService:
             invalid = watch.error() if watch is not None else None
             if invalid is not None:  # a constrained answer that breaks its constraint: say so before [DONE]
                 yield sse(_encode(invalid))
+            else:
+                for out in held:
+                    yield out
         finally:
             target.engine.inflight -= 1
             media.release()
@@ -144,24 +151,28 @@ class ChatService:
 
     def _relay_event(
         self, data: str, model: str, wants_usage: bool, watch: StreamWatch | None = None
-    ) -> bytes | None:
+    ) -> tuple[bytes | None, bool]:
+        """The event to send for one engine event (None: nothing), and whether to hold it back until a
+        constrained answer is checked (its finishing chunk, and what follows it)."""
         try:
             chunk = _decode_chunk(data)
         except msgspec.ValidationError:
-            return sse(data.encode())  # an error event from the engine: pass it on as it is
+            return sse(data.encode()), False  # an error event from the engine: pass it on as it is
         chunk.model = model
-        if watch is not None:
-            watch.see(chunk)
+        hold = watch.see(chunk) if watch is not None else False
         if chunk.usage is not None and not chunk.choices:
             self.metrics.record_usage(model, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
             if not wants_usage:
-                return None
-        return sse(_encode(chunk))
+                return None, hold
+        return sse(_encode(chunk)), hold
 
 
 def _for_engine(req: ChatCompletionRequest, target: Target) -> ChatCompletionRequest:
-    """The request with the model name the engine knows (a task model's adapter, say)."""
-    return req if req.model == target.model else msgspec.structs.replace(req, model=target.model)
+    """The request with the model name the engine knows (a task model's adapter, say) and without the
+    gateway's ``workspace`` selector."""
+    if req.model == target.model and req.workspace is None:
+        return req
+    return msgspec.structs.replace(req, model=target.model, workspace=None)
 
 
 def _ws(workspace: Workspace) -> str | None:

@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 from tortoise.functions import Max
@@ -48,8 +48,8 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Optional body of POST /vlm/v2/task/{id}/train/."""
 
     hyperparameters: dict[str, Any] = msgspec.field(default_factory=dict)
-    seed: int = 0
-    workspace: str | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 0  # numpy's seed range
+    workspace: uuid.UUID | None = None
 
 
 class Publisher(Protocol):
