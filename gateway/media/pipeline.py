@@ -4,9 +4,11 @@
 the guarded fetcher, or ``image://ID`` from the workspace's stored images), checks and normalises images,
 samples videos, and returns a copy of the request whose media URLs point only at what the gateway produced
 (hand-off files or data URIs). Videos in ``frames`` mode become a text line and one image per frame with
-its timestamp; in ``native`` mode a small MP4 of the sampled frames. Parts are processed concurrently;
-decoding runs in worker threads, at most ``media_decode_concurrency`` at a time, so the event loop keeps
-serving. Any failure is a ``MediaError`` naming the part (``messages[i].content[j]...``).
+its timestamp; in ``native`` mode a small MP4 of the sampled frames. Parts are processed concurrently.
+PNGs and JPEGs that need no change are checked in place from their structure (``image_scan``: no pixel
+decode); every other decode runs in worker processes (``workers``), at most ``media_decode_concurrency`` at
+a time, so the event loop keeps serving and a decoder crash costs a worker, not the gateway. Any failure
+is a ``MediaError`` naming the part (``messages[i].content[j]...``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gateway.media.errors import (
 )
 from gateway.media.fetch import Fetcher, FetchLimits
 from gateway.media.handoff import Handoff, HandoffBatch
+from gateway.media.image_scan import scan_image
 from gateway.media.images import ImageLimits, check_image, encode_image
 from gateway.media.video import Sampling, VideoLimits, encode_clip, sample_video
 from gateway.media.workers import DecodeWorkers
@@ -190,7 +193,12 @@ class MediaPipeline:
 
     async def _image(self, part: ImageUrlPart, workspace: str | None, batch: HandoffBatch) -> ImageUrlPart:
         data = await self._load(part.image_url.url, self.limits.image.max_bytes, workspace, stored_ok=True)
-        checked = await self.workers.run(check_image, data, self._image_limits(part.image_url.detail))
+        limits = self._image_limits(part.image_url.detail)
+        # A sound PNG or JPEG that needs no change is checked here from its structure (no decode, nothing
+        # that can crash); everything else is decoded in a worker.
+        checked = scan_image(data, limits)
+        if checked is None:
+            checked = await self.workers.run(check_image, data, limits)
         url = batch.put(checked.data, checked.mime)
         return ImageUrlPart(ImageUrl(url=url, detail=part.image_url.detail))
 
