@@ -34,9 +34,11 @@ class HandoffBatch:
         self.folder = folder
         self.paths: list[Path] = []
 
-    def put(self, data: bytes, mime: str) -> str:
+    def put(self, data: bytes, mime: str, base64_text: str | None = None) -> str:
+        """The URL the engine reads ``data`` from; ``base64_text``: ``data`` already in base64, when at hand
+        (an unchanged image from a data: URI), so it is not encoded again."""
         if self.folder is None:
-            return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            return f"data:{mime};base64,{base64_text or base64.b64encode(data).decode('ascii')}"
         path = self.folder / f"{uuid.uuid4().hex}{EXTENSIONS.get(mime, '.bin')}"
         self.paths.append(path)
         path.write_bytes(data)

@@ -199,7 +199,7 @@ class MediaPipeline:
         checked = scan_image(data, limits)
         if checked is None:
             checked = await self.workers.run(check_image, data, limits)
-        url = batch.put(checked.data, checked.mime)
+        url = batch.put(checked.data, checked.mime, _base64_of(part.image_url.url, checked.data))
         return ImageUrlPart(ImageUrl(url=url, detail=part.image_url.detail))
 
     def _image_limits(self, detail: str) -> ImageLimits:
@@ -298,6 +298,20 @@ def limits_from_settings(settings: Settings) -> MediaLimits:
     )
 
 
+def _base64_of(url: str, data: bytes) -> str | None:
+    """The base64 text of a ``data:...;base64,`` URL when it is exactly ``data``'s canonical encoding.
+
+    ``data`` is what ``decode_data_uri`` made of the URL (strictly decoded); when the lengths agree there was
+    no whitespace to strip and the text is ``data`` in base64 (the last group's unused bits aside, which
+    every decoder ignores). Anything else (a re-encoded image, another scheme) gives None."""
+    if url[:5].lower() != "data:":
+        return None
+    header, _, payload = url.partition(",")
+    if not header.lower().endswith(";base64") or len(payload) != 4 * ((len(data) + 2) // 3):
+        return None
+    return payload
+
+
 def decode_data_uri(url: str, max_bytes: int) -> bytes:
     """The payload of ``data:[<type>][;base64],<data>``; the claimed type is ignored (content is sniffed)."""
     header, comma, payload = url[5:].partition(",")
@@ -310,9 +324,12 @@ def decode_data_uri(url: str, max_bytes: int) -> bytes:
         data = urllib.parse.unquote_to_bytes(payload)
     else:
         try:
-            data = base64.b64decode("".join(payload.split()), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise MediaCorrupt("the data: URI's base64 is invalid") from exc
+            data = binascii.a2b_base64(payload, strict_mode=True)  # the usual case: no whitespace
+        except (binascii.Error, ValueError):
+            try:
+                data = base64.b64decode("".join(payload.split()), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise MediaCorrupt("the data: URI's base64 is invalid") from exc
     if len(data) > max_bytes:
         raise MediaTooLarge(f"the data has {len(data)} bytes; the limit is {max_bytes}")
     if not data:

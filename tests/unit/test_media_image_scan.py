@@ -190,11 +190,24 @@ def sent_image(prepared: Any) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(part.image_url.url.split(",", 1)[1])))
 
 
-def test_sound_images_skip_the_worker_hop() -> None:
+def test_sound_images_skip_the_worker_hop_and_keep_their_base64() -> None:
     media, workers = pipeline()
-    prepared = asyncio.run(media.prepare(request_with(noisy_png(), "image/png")))
+    req = request_with(noisy_png(), "image/jpeg")  # the claimed type is wrong: the sniffed one is sent
+    prepared = asyncio.run(media.prepare(req))
     assert workers.jobs == 0
     assert sent_image(prepared).size == (120, 90)
+    sent_url = prepared.request.messages[0].content[0].image_url.url
+    assert sent_url == "data:image/png;base64," + req.messages[0].content[0].image_url.url.split(",")[1]
+
+
+def test_base64_with_line_breaks_is_accepted_and_sent_canonical() -> None:
+    data = noisy_png()
+    req = request_with(data, "image/png")
+    text = req.messages[0].content[0].image_url.url.split(",")[1]
+    broken = "data:image/png;base64," + "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+    req.messages[0].content[0].image_url.url = broken
+    prepared = asyncio.run(pipeline()[0].prepare(req))
+    assert prepared.request.messages[0].content[0].image_url.url == "data:image/png;base64," + text
 
 
 def test_exif_rotated_jpeg_is_still_rotated_through_the_pipeline() -> None:
