@@ -129,8 +129,8 @@ class ChatService:
                 if done:
                     continue
                 out, done = relay.block(block)
-                if out:
-                    yield out
+                for event in out:  # one write per event, as the engine produced them
+                    yield event
         except EngineFault as exc:
             if isinstance(exc, EngineUnavailable):
                 self.catalog.engine_failed(target.engine, exc.message)
@@ -167,8 +167,8 @@ class StreamRelay:
         self.metrics = metrics
         self.watch = watch
 
-    def block(self, block: bytes) -> tuple[bytes, bool]:
-        """The client's bytes for one or more whole engine events, and whether ``[DONE]`` was among them."""
+    def block(self, block: bytes) -> tuple[list[bytes], bool]:
+        """The client's events for one or more whole engine events, and whether ``[DONE]`` was among them."""
         out: list[bytes] = []
         for event in block.split(b"\n\n"):
             for line in event.split(b"\n"):
@@ -176,11 +176,11 @@ class StreamRelay:
                     continue
                 data = line[5:].strip()
                 if data == b"[DONE]":
-                    return b"".join(out), True
+                    return out, True
                 relayed = self.event(data)
                 if relayed is not None:
                     out.append(relayed)
-        return b"".join(out), False
+        return out, False
 
     def event(self, data: bytes) -> bytes | None:
         if self.watch is None and b'"usage":{' not in data:
