@@ -12,13 +12,14 @@ crashed or abandoned request left behind.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
 import time
 import uuid
 from pathlib import Path
+
+import pybase64
 
 log = logging.getLogger("vlmgw.media")
 
@@ -38,7 +39,7 @@ class HandoffBatch:
         """The URL the engine reads ``data`` from; ``base64_text``: ``data`` already in base64, when at hand
         (an unchanged image from a data: URI), so it is not encoded again."""
         if self.folder is None:
-            return f"data:{mime};base64,{base64_text or base64.b64encode(data).decode('ascii')}"
+            return f"data:{mime};base64,{base64_text or pybase64.b64encode(data).decode('ascii')}"
         path = self.folder / f"{uuid.uuid4().hex}{EXTENSIONS.get(mime, '.bin')}"
         self.paths.append(path)
         path.write_bytes(data)
