@@ -35,11 +35,11 @@ class HandoffBatch:
         self.folder = folder
         self.paths: list[Path] = []
 
-    def put(self, data: bytes, mime: str, base64_text: str | None = None) -> str:
-        """The URL the engine reads ``data`` from; ``base64_text``: ``data`` already in base64, when at hand
-        (an unchanged image from a data: URI), so it is not encoded again."""
+    def put(self, data: bytes, mime: str, data_uri: str | None = None) -> str:
+        """The URL the engine reads ``data`` from; ``data_uri``: ``data`` already as a data: URI of type
+        ``mime``, when at hand (an unchanged image that came as one), so it is not encoded again."""
         if self.folder is None:
-            return f"data:{mime};base64,{base64_text or pybase64.b64encode(data).decode('ascii')}"
+            return data_uri or f"data:{mime};base64,{pybase64.b64encode(data).decode('ascii')}"
         path = self.folder / f"{uuid.uuid4().hex}{EXTENSIONS.get(mime, '.bin')}"
         self.paths.append(path)
         path.write_bytes(data)

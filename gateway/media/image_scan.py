@@ -62,6 +62,7 @@ def _scan_png(data: bytes, limits: ImageLimits) -> CheckedImage | None:
     if not _within_limits(width, height, limits):
         return None
     pos, end, seen_idat, seen_palette = 8, len(data), False, False
+    view = memoryview(data)  # slices without copying the pixel data
     while True:
         if pos + 12 > end:
             raise MediaCorrupt("the image data is truncated or corrupt (the PNG ends inside a chunk)")
@@ -70,7 +71,7 @@ def _scan_png(data: bytes, limits: ImageLimits) -> CheckedImage | None:
         if length > 0x7FFFFFFF or pos + 12 + length > end:
             raise MediaCorrupt("the image data is truncated or corrupt (a PNG chunk runs past the end)")
         crc = int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big")
-        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != crc:
+        if zlib.crc32(view[pos + 4 : pos + 8 + length]) != crc:
             raise MediaCorrupt(f"the image data is truncated or corrupt (bad CRC in PNG chunk {kind!r})")
         pos += 12 + length
         if kind == b"IEND":

@@ -199,7 +199,8 @@ class MediaPipeline:
         checked = scan_image(data, limits)
         if checked is None:
             checked = await self.workers.run(check_image, data, limits)
-        url = batch.put(checked.data, checked.mime, _base64_of(part.image_url.url, checked.data))
+        same = None if checked.reencoded else _same_data_uri(part.image_url.url, checked.data, checked.mime)
+        url = batch.put(checked.data, checked.mime, same)
         return ImageUrlPart(ImageUrl(url=url, detail=part.image_url.detail))
 
     def _image_limits(self, detail: str) -> ImageLimits:
@@ -240,7 +241,8 @@ class MediaPipeline:
 
     async def _load(self, url: str, max_bytes: int, workspace: str | None, *, stored_ok: bool) -> bytes:
         """The bytes a media URL names: data URI, http(s) (guarded fetch) or a stored image."""
-        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        colon = url.find(":", 0, 16)  # never split the whole URL: a data: URI may be megabytes
+        scheme = url[:colon].lower() if colon > 0 else ""
         if scheme == "data":
             return decode_data_uri(url, max_bytes)
         if scheme in ("http", "https"):
@@ -298,25 +300,28 @@ def limits_from_settings(settings: Settings) -> MediaLimits:
     )
 
 
-def _base64_of(url: str, data: bytes) -> str | None:
-    """The base64 text of a ``data:...;base64,`` URL when it is exactly ``data``'s canonical encoding.
+def _same_data_uri(url: str, data: bytes, mime: str) -> str | None:
+    """The data: URI to send for unchanged ``data`` that came as ``url``, without encoding it again.
 
-    ``data`` is what ``decode_data_uri`` made of the URL (strictly decoded); when the lengths agree there was
+    ``data`` is what ``decode_data_uri`` made of ``url`` (strictly decoded); when the lengths agree there was
     no whitespace to strip and the text is ``data`` in base64 (the last group's unused bits aside, which
-    every decoder ignores). Anything else (a re-encoded image, another scheme) gives None."""
-    if url[:5].lower() != "data:":
+    every decoder ignores). The URL itself when it already names the sniffed type, else the same text with
+    the right type; None for another scheme or form."""
+    comma = url.find(",", 0, 256)
+    if comma < 0 or url[:5].lower() != "data:" or not url[:comma].lower().endswith(";base64"):
         return None
-    header, _, payload = url.partition(",")
-    if not header.lower().endswith(";base64") or len(payload) != 4 * ((len(data) + 2) // 3):
+    if len(url) - comma - 1 != 4 * ((len(data) + 2) // 3):
         return None
-    return payload
+    prefix = f"data:{mime};base64,"
+    return url if url.startswith(prefix) else prefix + url[comma + 1 :]
 
 
 def decode_data_uri(url: str, max_bytes: int) -> bytes:
     """The payload of ``data:[<type>][;base64],<data>``; the claimed type is ignored (content is sniffed)."""
-    header, comma, payload = url[5:].partition(",")
-    if not comma:
+    comma = url.find(",")
+    if comma < 0:
         raise MediaCorrupt("the data: URI has no `,` before its data")
+    header, payload = url[5:comma], url[comma + 1 :]
     is_base64 = header.lower().endswith(";base64")
     if (len(payload) * 3 // 4 if is_base64 else len(payload) // 3) > max_bytes:
         raise MediaTooLarge(f"the data is larger than the limit of {max_bytes} bytes")
