@@ -7,6 +7,8 @@ Starts an engine (``fast``: ``benchmarks/fast_engine.py``, a stand-in so cheap t
 measured; ``vllm``: a real vLLM CPU server on the tiny model), then in front of it, each as its own process:
 
 - ``proxy``: ``benchmarks/bare_proxy.py``, a bare pass-through (uvicorn + aiohttp, nothing else): the floor;
+- ``litestar``: ``benchmarks/litestar_floor.py``, one Litestar route that validates the body as the gateway
+  does and forwards it: the share of the cost that is the web framework's;
 - ``litellm``: LiteLLM's proxy, installed by this script into a throw-away virtual environment under
   ``~/.cache/vlmgw-bench`` (``uv venv`` + ``uv pip install litellm[proxy]``; never a project dependency).
   When it cannot be installed or started, the script says so and goes on without it;
@@ -428,6 +430,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 None,
             )
         ]
+        floor = [sys.executable, str(ROOT / "benchmarks" / "litestar_floor.py"), "{port}", engine_url]
+        launches.append(("litestar", floor, None))
         if litellm is not None:
             launches.append(("litellm", [str(litellm), "--config", str(litellm_config(work, engine_port)),
                                          "--host", "127.0.0.1", "--port", "{port}", "--num_workers", "1"],
