@@ -141,8 +141,8 @@ class ChatService:
             if invalid is not None:  # a constrained answer that breaks its constraint: say so before [DONE]
                 yield sse(_encode(invalid))
             else:
-                for out in relay.held:  # its finishing chunks, once the answer is checked
-                    yield out
+                for finishing in relay.held:  # its finishing chunks, once the answer is checked
+                    yield finishing
         finally:
             target.engine.inflight -= 1
             media.release()
