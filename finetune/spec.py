@@ -72,6 +72,10 @@ class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
     sample_id: str = ""
     image_selection: ImageSelection = "ordered"
 
+    def __post_init__(self) -> None:
+        if self.messages is None and not self.target:
+            raise ValueError("Object missing required field `target` (or `messages` for a conversation)")
+
 
 class HyperParameters(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Overrides; a field left as None takes the default for the base model's size."""
@@ -80,6 +84,7 @@ class HyperParameters(msgspec.Struct, kw_only=True, omit_defaults=True):
     lora_alpha: int | None = None
     lora_dropout: float | None = None
     learning_rate: float | None = None
+    learning_rate_multiplier: float | None = None  # scales the (default or given) learning rate
     schedule: Schedule | None = None
     warmup_ratio: float | None = None
     weight_decay: float | None = None
@@ -192,6 +197,7 @@ def resolve(hp: HyperParameters, n_parameters: int) -> Resolved:
     """Defaults for the model's size, overridden by every field the spec sets."""
     values = defaults_for(n_parameters)
     values.update({k: v for k, v in msgspec.structs.asdict(hp).items() if v is not None})
+    values["learning_rate"] *= values.pop("learning_rate_multiplier", 1.0)
     return msgspec.convert(values, Resolved)
 
 
@@ -336,6 +342,8 @@ def hyperparameter_problems(hp: HyperParameters) -> list[str]:
             need(value >= 1, field, "must be at least 1")
     if hp.learning_rate is not None:
         need(0 < hp.learning_rate < 1, "learning_rate", "must be between 0 and 1")
+    if hp.learning_rate_multiplier is not None:
+        need(0 < hp.learning_rate_multiplier <= 100, "learning_rate_multiplier", "must be in (0, 100]")
     for field in ("lora_dropout", "warmup_ratio"):
         value = getattr(hp, field)
         if value is not None:

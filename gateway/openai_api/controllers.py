@@ -4,15 +4,21 @@ Requests act in the key's default workspace (where ``image://ID`` parts and task
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from gateway.auth import require_api_key
 from gateway.catalog import ModelCatalog
-from gateway.dependencies import Caller
+from gateway.dependencies import Caller, Ws
 from gateway.openai_api.chat import ChatService
-from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
+from gateway.openai_api.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ModelCard,
+    ModelDeleted,
+    ModelList,
+)
 from gateway.openai_api.streaming import EventStream
 
 
@@ -53,3 +59,11 @@ class ModelsController(Controller):
         self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], principal: Caller
     ) -> ModelCard:
         return await catalog.get_for(model_id.lstrip("/"), principal.default_workspace)
+
+    @delete("/{model_id:path}", status_code=200, summary="Delete a fine-tuned model or checkpoint")
+    async def delete_model(
+        self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], ws: Ws
+    ) -> ModelDeleted:
+        name = model_id.lstrip("/")
+        await catalog.delete_for(name, ws)
+        return ModelDeleted(id=name)

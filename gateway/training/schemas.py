@@ -19,7 +19,7 @@ from gateway.db import models as db
 class TrainingJob(Struct):
     id: uuid.UUID
     object: str
-    task: uuid.UUID
+    task: uuid.UUID | None  # None: a job of the OpenAI fine-tuning API (/v1/fine_tuning/jobs)
     status: str
     created: datetime
     started: datetime | None
@@ -104,7 +104,7 @@ def job_out(row: db.TrainingJob) -> TrainingJob:
         test_samples=row.test_samples,
         hyperparameters=row.hyperparameters or {},
         version=row.version,
-        model=version_model_name(row.task_id, row.version) if row.version else None,
+        model=version_model_name(row.task_id, row.version) if row.version and row.task_id else None,
         error=row.error,
     )
 
