@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from gateway.finetuning.training_file import MAX_PROBLEMS, TrainingFileError, parse_lines, resolve_media
-from gateway.media.fetch import Fetcher, FetchLimits
 from gateway.media.address import AddressGuard, AllowList
+from gateway.media.fetch import Fetcher, FetchLimits
 from gateway.media.pipeline import MediaLimits, MediaPipeline
 from tests.support.media import video_bytes
 
