@@ -25,6 +25,7 @@ from gateway.finetuning.service import FineTuningService
 After = Annotated[str | None, Parameter(description="the id of the last item of the previous page")]
 JobLimit = Annotated[int, Parameter(ge=1, le=100, description="items per page")]
 FileLimit = Annotated[int, Parameter(ge=1, le=10_000, description="files per page")]
+Purpose = Annotated[str | None, Parameter(description="only files of this purpose")]
 Order = Annotated[Literal["asc", "desc"], Parameter(description="by creation time")]
 
 
@@ -57,7 +58,7 @@ class FilesController(Controller):
         self,
         file_service: NamedDependency[FileService],
         ws: Ws,
-        purpose: str | None = None,
+        purpose: Purpose = None,
         limit: FileLimit = 10_000,
         after: After = None,
         order: Order = "desc",
