@@ -54,18 +54,34 @@ def wait_for(client: openai.OpenAI, job_id: str, done: tuple[str, ...], timeout_
     return job
 
 
-def answers(client: openai.OpenAI, model: str, images: list[tuple[Path, str]]) -> int:
-    """How many of ``images`` ``model`` answers with the complementary colour."""
-    hits = 0
-    for path, colour in images:
+COLOUR_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "colour",
+        "schema": {
+            "type": "object",
+            "properties": {"color": {"type": "string", "enum": colour_task.TASK_COLOURS}},
+            "required": ["color"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def answers(client: openai.OpenAI, model: str, images: list[tuple[Path, str]]) -> list[str]:
+    """The colour ``model`` names for each image (a JSON answer held to the colours by ``response_format``)."""
+    named = []
+    for path, _colour in images:
         answer = client.chat.completions.create(
             model=model, messages=[{"role": "system", "content": SYSTEM}, user_turn(path)],  # type: ignore[list-item]
-            max_tokens=24, temperature=0,
+            max_tokens=24, temperature=0, response_format=COLOUR_SCHEMA,  # type: ignore[arg-type]
         )  # fmt: skip
-        hits += (answer.choices[0].message.content or "").strip() == colour_task.target_for(
-            COMPLEMENT[colour]
-        )
-    return hits
+        named.append(json.loads(answer.choices[0].message.content or "{}")["color"])
+    return named
+
+
+def right(named: list[str], images: list[tuple[Path, str]]) -> int:
+    return sum(n == COMPLEMENT[colour] for n, (_path, colour) in zip(named, images, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +138,8 @@ def test_fine_tuned_model_is_served_at_once_and_has_learned_the_rule(
     client, model = tuned["client"], tuned["job"].fine_tuned_model
     assert model in {m.id for m in client.models.list().data}
     images = colour_task.write_images(tmp_path, 1, seed=3)
-    learned = answers(client, model, images)
-    base = answers(client, "tiny", images)
-    assert learned >= 4 and base <= 1, (learned, base)
+    learned, base = answers(client, model, images), answers(client, "tiny", images)
+    assert right(learned, images) >= 4 and right(base, images) <= 1, (images, learned, base)
 
 
 def test_checkpoints_are_servable_and_deletable(tuned: dict[str, Any], tmp_path: Path) -> None:
@@ -136,7 +151,7 @@ def test_checkpoints_are_servable_and_deletable(tuned: dict[str, Any], tmp_path:
     assert newest.metrics.train_loss is not None and newest.metrics.valid_loss is not None
     name = checkpoints[1].fine_tuned_model_checkpoint
     assert name in {m.id for m in client.models.list().data}
-    assert answers(client, name, colour_task.write_images(tmp_path, 1, seed=4)[:2]) >= 0  # it answers
+    assert len(answers(client, name, colour_task.write_images(tmp_path, 1, seed=4)[:2])) == 2  # it answers
     assert client.models.delete(name).deleted is True
     assert name not in {m.id for m in client.models.list().data}
     with pytest.raises(openai.NotFoundError):
