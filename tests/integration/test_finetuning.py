@@ -69,7 +69,7 @@ COLOUR_SCHEMA = {
 
 
 def answers(client: openai.OpenAI, model: str, images: list[tuple[Path, str]]) -> list[str]:
-    """The colour ``model`` names for each image (a JSON answer held to the colours by ``response_format``)."""
+    """The colour ``model`` names for each image (JSON held to the colours by ``response_format``)."""
     named = []
     for path, _colour in images:
         answer = client.chat.completions.create(
