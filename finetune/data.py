@@ -18,9 +18,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from finetune.examples import images_for_epoch
-from finetune.spec import Example
+from finetune.spec import ChatTurn, Example
 
 IGNORE_INDEX = -100
+DEFAULT_IMAGE_TOKEN = "<|image_pad|>"  # Qwen2-VL's; processors name theirs in ``image_token``
 
 
 def chat_messages(example: Example, n_images: int) -> list[dict[str, Any]]:
@@ -58,10 +59,101 @@ def load_image(path: str) -> Any:
         return img.convert("RGB")
 
 
+def turn_message(turn: ChatTurn) -> dict[str, Any]:
+    """A conversation turn as the chat template's message (content as parts, images as ``image`` parts)."""
+    if isinstance(turn.content, str):
+        return {"role": turn.role, "content": [{"type": "text", "text": turn.content}]}
+    parts = [
+        {"type": "image"} if p.type == "image" else {"type": "text", "text": p.text} for p in turn.content
+    ]
+    return {"role": turn.role, "content": parts}
+
+
+def chat_segments(processor: Any, turns: Sequence[ChatTurn]) -> list[tuple[str, bool]]:
+    """The rendered conversation cut into (text, learned) pieces, up to the last learned assistant turn.
+
+    A learned piece is what the template appends for an assistant turn of weight 1 beyond the generation
+    prompt (its text and end-of-turn tokens), as for single-turn examples. Needs a template that renders a
+    conversation's prefix as a prefix of the whole (Qwen's, Llama's and most others do).
+    """
+    messages = [turn_message(t) for t in turns]
+    full = processor.apply_chat_template(messages, tokenize=False)
+    segments: list[tuple[str, bool]] = []
+    cursor = 0
+    for i, turn in enumerate(turns):
+        if turn.role != "assistant" or not turn.weight:
+            continue
+        prompt = processor.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        upto = processor.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (upto.startswith(prompt) and full.startswith(upto)):
+            raise ValueError("the model's chat template does not render a conversation turn by turn")
+        segments += [(full[cursor : len(prompt)], False), (full[len(prompt) : len(upto)], True)]
+        cursor = len(upto)
+    return segments
+
+
+def encode_chat(processor: Any, example: Example, image_paths: Sequence[str]) -> dict[str, Any]:
+    """Token ids, labels on the learned assistant turns only, and image tensors of a conversation.
+
+    Each prompt piece goes through the processor with its own images (so image tokens are expanded as in
+    serving), each learned piece through the tokenizer; the pieces are concatenated.
+    """
+    import torch
+
+    images = [load_image(p) for p in image_paths]
+    token = getattr(processor, "image_token", None) or DEFAULT_IMAGE_TOKEN
+    pieces: list[dict[str, Any]] = []
+    used = 0
+    for number, (text, learned) in enumerate(chat_segments(processor, example.messages or [])):
+        if not text:
+            continue
+        if learned:
+            ids = torch.tensor(
+                processor.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long
+            )
+            pieces.append({"input_ids": ids, "labels": ids.clone()})
+            continue
+        count = text.count(token)
+        shown, used = images[used : used + count], used + count
+        extra = {} if number == 0 else {"add_special_tokens": False}
+        inputs = processor(text=[text], images=shown or None, return_tensors="pt", **extra)
+        ids = inputs["input_ids"][0]
+        piece = {"input_ids": ids, "labels": torch.full_like(ids, IGNORE_INDEX)}
+        for key, value in inputs.items():
+            if key not in ("input_ids", "attention_mask"):
+                piece[key] = (
+                    value[0] if value.dim() == 2 and value.shape == inputs["input_ids"].shape else value
+                )
+        pieces.append(piece)
+    return _joined(pieces)
+
+
+def _joined(pieces: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pieces concatenated: per-token tensors end to end (0 where a piece lacks one), per-image ones too."""
+    import torch
+
+    lengths = [len(p["input_ids"]) for p in pieces]
+    per_token = {k for p in pieces for k, v in p.items() if v.dim() == 1}
+    out: dict[str, Any] = {}
+    for key in sorted(per_token):
+        dtype = next(p[key].dtype for p in pieces if key in p)
+        out[key] = torch.cat(
+            [
+                p[key] if key in p else torch.zeros(n, dtype=dtype)
+                for p, n in zip(pieces, lengths, strict=True)
+            ]
+        )
+    for key in sorted({k for p in pieces for k, v in p.items() if v.dim() != 1}):
+        out[key] = torch.cat([p[key] for p in pieces if key in p])
+    return out
+
+
 def encode(processor: Any, example: Example, image_paths: Sequence[str]) -> dict[str, Any]:
     """Token ids, answer-only labels and image tensors of one example."""
     import torch
 
+    if example.messages is not None:
+        return encode_chat(processor, example, image_paths)
     images = [load_image(p) for p in image_paths]
     prompt, answer = prompt_and_answer_text(processor, example, len(images))
     inputs = processor(text=[prompt], images=images or None, return_tensors="pt")

@@ -54,12 +54,14 @@ class Progress:
         )
 
     def step(self, *, step: int, total_steps: int, loss: float, lr: float, samples_per_s: float,
-             eta_s: float) -> None:  # fmt: skip
+             eta_s: float, **extra: Any) -> None:  # fmt: skip
+        """A step; ``extra`` fields (``valid_loss``, ``trained_tokens``) go into the event as they are. A
+        step with a ``valid_loss`` is never thinned out."""
         every = max(1, total_steps // self.max_step_events)
-        if step % every and step not in (1, total_steps):
+        if step % every and step not in (1, total_steps) and "valid_loss" not in extra:
             return
         self.emit("step", step=step, total_steps=total_steps, loss=round(loss, 6), lr=lr,
-                  samples_per_s=round(samples_per_s, 3), eta_s=round(eta_s, 1))  # fmt: skip
+                  samples_per_s=round(samples_per_s, 3), eta_s=round(eta_s, 1), **extra)  # fmt: skip
         self.say(
             f"step {step}/{total_steps}  loss {loss:.4f}  lr {lr:.2e}  "
             f"{samples_per_s:.1f} samples/s  ETA {eta_s:.0f} s"

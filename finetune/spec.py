@@ -37,20 +37,44 @@ class SpecError(ValueError):
         self.problems = problems
 
 
+class TurnPart(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A part of a chat turn's content: text, or the next image of the example's ``images``."""
+
+    type: Literal["text", "image"]
+    text: str = ""
+
+
+class ChatTurn(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One message of a multi-turn example. ``weight`` 0 on an assistant turn: shown, not learned."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str | list[TurnPart]
+    weight: int = 1
+
+
 class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One chat example: optional system prompt, a user prompt with images, and the answer to learn.
 
     Field names match ``finetune.examples.TrainingExample`` so the gateway's examples decode as they are.
     ``image_selection``: ``ordered`` shows all images in order, ``shuffled`` all in a seeded order per epoch,
     ``one`` a single image drawn per epoch.
+
+    Or a whole conversation (OpenAI's chat fine-tuning format): ``messages`` instead of ``user``/``target``;
+    its ``image`` parts take ``images`` in order, and the loss covers every assistant turn whose ``weight``
+    is 1.
     """
 
-    user: str
-    target: str
+    user: str = ""
+    target: str = ""
+    messages: list[ChatTurn] | None = None
     images: list[str] = msgspec.field(default_factory=list)
     system: str | None = None
     sample_id: str = ""
     image_selection: ImageSelection = "ordered"
+
+    def __post_init__(self) -> None:
+        if self.messages is None and not self.target:
+            raise ValueError("Object missing required field `target` (or `messages` for a conversation)")
 
 
 class HyperParameters(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -60,6 +84,7 @@ class HyperParameters(msgspec.Struct, kw_only=True, omit_defaults=True):
     lora_alpha: int | None = None
     lora_dropout: float | None = None
     learning_rate: float | None = None
+    learning_rate_multiplier: float | None = None  # scales the (default or given) learning rate
     schedule: Schedule | None = None
     warmup_ratio: float | None = None
     weight_decay: float | None = None
@@ -71,6 +96,7 @@ class HyperParameters(msgspec.Struct, kw_only=True, omit_defaults=True):
     seed: int | None = None
     checkpoint_every: int | None = None
     precision: Precision | None = None
+    eval_every: int | None = None  # held-out loss every N steps (and at the end); None: at the end only
 
 
 class Resolved(msgspec.Struct, kw_only=True):
@@ -91,6 +117,7 @@ class Resolved(msgspec.Struct, kw_only=True):
     seed: int
     checkpoint_every: int
     precision: Precision
+    eval_every: int | None = None
 
 
 class TrainSpec(msgspec.Struct, kw_only=True):
@@ -138,6 +165,7 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "checkpoint_every": 50,
     "precision": "auto",
+    "eval_every": None,
 }
 
 
@@ -169,6 +197,7 @@ def resolve(hp: HyperParameters, n_parameters: int) -> Resolved:
     """Defaults for the model's size, overridden by every field the spec sets."""
     values = defaults_for(n_parameters)
     values.update({k: v for k, v in msgspec.structs.asdict(hp).items() if v is not None})
+    values["learning_rate"] *= values.pop("learning_rate_multiplier", 1.0)
     return msgspec.convert(values, Resolved)
 
 
@@ -263,7 +292,9 @@ def _example_problems(field: str, examples: list[Example]) -> list[str]:
     problems: list[str] = []
     for i, ex in enumerate(examples):
         where = f"{field}[{i}]" + (f" ({ex.sample_id})" if ex.sample_id else "")
-        if not ex.target.strip():
+        if ex.messages is not None:
+            problems += chat_problems(where, ex)
+        elif not ex.target.strip():
             problems.append(f"{where}.target: empty; there is nothing to learn")
         if len(ex.images) > MAX_IMAGES_PER_EXAMPLE:
             problems.append(f"{where}.images: {len(ex.images)} images; at most {MAX_IMAGES_PER_EXAMPLE}")
@@ -271,6 +302,27 @@ def _example_problems(field: str, examples: list[Example]) -> list[str]:
             if not Path(image).is_file():
                 problems.append(f"{where}.images: {image} does not exist")
     return problems
+
+
+def chat_problems(where: str, ex: Example) -> list[str]:
+    """Problems of a conversation example: nothing to learn, or image parts that do not match ``images``."""
+    turns = ex.messages or []
+    problems: list[str] = []
+    if not any(t.role == "assistant" and t.weight for t in turns):
+        problems.append(f"{where}.messages: no assistant message with weight 1; there is nothing to learn")
+    for j, turn in enumerate(turns):
+        if turn.weight not in (0, 1):
+            problems.append(f"{where}.messages[{j}].weight: must be 0 or 1 (got {turn.weight})")
+        if turn.role != "user" and image_count(turn):
+            problems.append(f"{where}.messages[{j}]: images are allowed in user messages only")
+    shown = sum(image_count(t) for t in turns)
+    if shown != len(ex.images):
+        problems.append(f"{where}.messages: {shown} image parts but {len(ex.images)} images")
+    return problems
+
+
+def image_count(turn: ChatTurn) -> int:
+    return 0 if isinstance(turn.content, str) else sum(p.type == "image" for p in turn.content)
 
 
 def hyperparameter_problems(hp: HyperParameters) -> list[str]:
@@ -284,12 +336,14 @@ def hyperparameter_problems(hp: HyperParameters) -> list[str]:
     if hp.lora_rank is not None:
         need(hp.lora_rank in VLLM_LORA_RANKS, "lora_rank", f"vLLM serves only ranks {VLLM_LORA_RANKS}")
     for field in ("lora_alpha", "epochs", "max_steps", "batch_size", "gradient_accumulation",
-                  "checkpoint_every"):  # fmt: skip
+                  "checkpoint_every", "eval_every"):  # fmt: skip
         value = getattr(hp, field)
         if value is not None:
             need(value >= 1, field, "must be at least 1")
     if hp.learning_rate is not None:
         need(0 < hp.learning_rate < 1, "learning_rate", "must be between 0 and 1")
+    if hp.learning_rate_multiplier is not None:
+        need(0 < hp.learning_rate_multiplier <= 100, "learning_rate_multiplier", "must be in (0, 100]")
     for field in ("lora_dropout", "warmup_ratio"):
         value = getattr(hp, field)
         if value is not None:

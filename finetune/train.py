@@ -106,6 +106,8 @@ class Trainer:
         self.total_steps = total_steps_for(self.hp, len(self.examples))
         self.curve = LossCurve()  # training (and held-out) loss so far; restored on resume
         self._stop_signal: int | None = None
+        self._estimate_from = 0
+        self.trained_tokens = 0  # tokens (prompt and answer) of the steps run; estimated for resumed steps
         self.on_step: Callable[[int], None] | None = None  # tests: called after each optimizer step
 
     # -- set-up ---------------------------------------------------------------------------------------
@@ -161,6 +163,7 @@ class Trainer:
         ckpt = checkpoint.latest(self.output_dir) if resume else None
         if ckpt is not None:
             start, curve = self._restore(ckpt)
+        self._estimate_from = start
         self.curve = curve
         self.progress.start(self._start_info(resume_from=start if ckpt is not None else None))
         batches = micro_batches(len(self.examples), self.hp.batch_size, self.hp.seed)
@@ -173,7 +176,10 @@ class Trainer:
             step += 1
             curve.train.append((step, loss))
             curve.lr.append((step, float(self.scheduler.get_last_lr()[0])))
-            self._report_step(step, start, started, loss)
+            valid = self._periodic_held_out_loss(step)
+            if valid is not None:
+                curve.held_out.append((step, valid))
+            self._report_step(step, start, started, loss, valid)
             if self.on_step is not None:
                 self.on_step(step)
             if step % self.hp.checkpoint_every == 0 and step < self.total_steps:
@@ -187,6 +193,7 @@ class Trainer:
         micro = [next(batches) for _ in range(self.hp.gradient_accumulation)]
         built = [build_batch(self.processor, self.examples, m, self.hp.seed, self.pad_id) for m in micro]
         n_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in built)
+        self.trained_tokens += sum(int(b["attention_mask"].sum()) for b in built)
         total = 0.0
         for batch in built:
             self._check_stop(step)
@@ -230,10 +237,27 @@ class Trainer:
         raise Cancelled(self._stop_signal, step, path)
 
     # -- reporting, checkpoints, the end ----------------------------------------------------------------
-    def _report_step(self, step: int, start: int, started: float, loss: float) -> None:
+    def _periodic_held_out_loss(self, step: int) -> float | None:
+        """The held-out loss every ``eval_every`` steps and at the last step (when ``eval_every`` is set)."""
+        every = self.hp.eval_every
+        if not self.held_out or every is None or (step % every and step != self.total_steps):
+            return None
+        return self.held_out_loss()
+
+    def _tokens_so_far(self, step: int) -> int:
+        """Tokens trained on; steps before a resume are counted at this run's mean tokens per step."""
+        done = step - self._estimate_from
+        if not self._estimate_from or not done:
+            return self.trained_tokens
+        return self.trained_tokens + round(self.trained_tokens / done * self._estimate_from)
+
+    def _report_step(self, step: int, start: int, started: float, loss: float, valid: float | None) -> None:
         elapsed = time.monotonic() - started
         done = step - start
         samples = done * self.hp.batch_size * self.hp.gradient_accumulation
+        extra: dict[str, Any] = {"trained_tokens": self._tokens_so_far(step)}
+        if valid is not None:
+            extra["valid_loss"] = round(valid, 6)
         self.progress.step(
             step=step,
             total_steps=self.total_steps,
@@ -241,6 +265,7 @@ class Trainer:
             lr=float(self.scheduler.get_last_lr()[0]),
             samples_per_s=samples / elapsed if elapsed > 0 else 0.0,
             eta_s=elapsed / done * (self.total_steps - step) if done else 0.0,
+            **extra,
         )
 
     def _start_info(self, resume_from: int | None) -> dict[str, Any]:
@@ -288,7 +313,7 @@ class Trainer:
         return state.step, state.curve
 
     def _finish(self, step: int, curve: LossCurve) -> Path:
-        if self.held_out:
+        if self.held_out and not (curve.held_out and curve.held_out[-1][0] == step):
             curve.held_out.append((step, self.held_out_loss()))
         self._checkpoint(step, curve)
         adapter_dir = self.output_dir / "adapter"
@@ -300,6 +325,7 @@ class Trainer:
             step=step,
             loss_curve=str(self.output_dir / "loss_curve.json"),
             loss_curve_png=str(self.output_dir / "loss_curve.png"),
+            trained_tokens=self._tokens_so_far(step),
             **summary(curve),
         )
         return adapter_dir

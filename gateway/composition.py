@@ -8,6 +8,7 @@ dependency order, lowest first:
     catalog + media + structured output -> chat service
     task models + chat -> version publisher (recognition's, around the VLM one) -> training service
     -> platform services -> task inference -> recognition API (tasks, labels, images, training, classify)
+    fine-tuned models (a model kind and the training service's publisher of task-less jobs) -> files -> jobs
     settings -> export service (trained versions' files on disk; its own child processes)
 
 ``running_services`` opens the database and starts the engines (it is the app's lifespan's body) and yields
@@ -38,6 +39,10 @@ from gateway.db.keys import ensure_defaults
 from gateway.engines import Say, build_engines, engine_enforces_grammars, engine_metrics, media_via_files
 from gateway.exports.controllers import ExportController
 from gateway.exports.service import ExportService, build_export_service
+from gateway.finetuning.controllers import FINE_TUNING_CONTROLLERS
+from gateway.finetuning.files import FileService
+from gateway.finetuning.models import FineTunedModels
+from gateway.finetuning.service import FineTuningService
 from gateway.jobs.leases import JobLeases
 from gateway.media.pipeline import MediaPipeline, fetcher_from_settings
 from gateway.metrics import Metrics
@@ -69,7 +74,8 @@ from models_store.image_store import ImageStore
 from models_store.store import open_store
 
 ROUTES = [ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS, SampleController,
-          TrainingController, PredictionController, ExportController, *RECOGNITION_CONTROLLERS]  # fmt: skip
+          TrainingController, PredictionController, ExportController, *RECOGNITION_CONTROLLERS,
+          *FINE_TUNING_CONTROLLERS]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ class Services:
     predictions: Predictions  # the predictions API's background loops (batch runner, callbacks)
     export_service: ExportService
     recognition: RecognitionApi  # Ximilar's /recognition/v2 (gateway.recognition)
+    fine_tuned_models: FineTunedModels
+    file_service: FileService
+    fine_tuning_service: FineTuningService
 
 
 def _provider(name: str) -> Callable[[State], Any]:
@@ -154,7 +163,8 @@ def _build(
     served_base = settings.engine_name if settings.model else ""
     store = open_store(settings.store_location, settings.store_cache_dir)
     task_models = TaskModels(registry, served_base, lambda key: local_adapter_path(store, key))
-    catalog = ModelCatalog(pool, registry, kinds=[task_models])
+    fine_tuned = FineTunedModels(registry, store, served_base)  # ft:... models of the fine-tuning API
+    catalog = ModelCatalog(pool, registry, kinds=[task_models, fine_tuned])
     fetcher = fetcher_from_settings(settings)
     image_store = ImageStore(store, max_pixels=settings.media_image_max_pixels)
     images = ImageService(image_store, fetcher, settings.media_image_max_bytes)
@@ -174,7 +184,9 @@ def _build(
         publisher=RecognitionPublisher(VersionPublisher(task_models, chat.complete), Classifier(chat)),
         say=say,
         max_jobs=settings.training_max_jobs,
+        job_publishers=[fine_tuned],
     )
+    files = FileService(store, media)
     task_service, dataset_service = TaskService(on_delete=training.before_task_delete), DatasetService()
     variable_service, sample_service = VariableService(), SampleService()
     predictions = build_predictions(
@@ -188,5 +200,7 @@ def _build(
         task_inference=TaskInference(chat, served_base), prediction_service=predictions.service,
         predictions=predictions, export_service=build_export_service(settings, store),
         recognition=build_recognition(settings, task_service, images, training, chat, fetcher),
+        fine_tuned_models=fine_tuned, file_service=files,
+        fine_tuning_service=FineTuningService(training, files, fine_tuned, media),
     )  # fmt: skip
     return services, media

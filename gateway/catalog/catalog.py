@@ -18,11 +18,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from adapters.errors import EngineRejected, EngineUnavailable, UnknownModel
 from adapters.pool import Engine, EnginePool, ServedModel
 from adapters.registry import AdapterError, AdapterRegistry, parse_adapter_flag, read_adapter_config
+from gateway.errors import PermissionDeniedError
 from gateway.openai_api.protocol import ModelCard, ModelList
 
 OWNER = "vlm-gateway"
@@ -43,6 +44,15 @@ class ModelKind(Protocol):
 
     async def visible(self, cards: list[ModelCard], workspace: Workspace) -> list[ModelCard]:
         """``cards`` as ``workspace`` sees them: other workspaces' names removed, aliases added."""
+        ...
+
+
+@runtime_checkable
+class DeletableKind(Protocol):
+    """A ``ModelKind`` whose names a workspace may delete (``DELETE /v1/models/{model}``)."""
+
+    async def delete(self, model: str, workspace: uuid.UUID) -> None:
+        """Stop serving ``model`` for good; ``ModelNotFoundError`` if the workspace has no such model."""
         ...
 
 
@@ -118,6 +128,14 @@ class ModelCatalog:
             if model.id == model_id:
                 return model
         raise UnknownModel(model_id)
+
+    async def delete_for(self, model: str, workspace: uuid.UUID) -> None:
+        """Delete a model the workspace owns (a kind's name that can be deleted); others: 403."""
+        for kind in self.kinds:
+            if kind.claims(model) and isinstance(kind, DeletableKind):
+                await kind.delete(model, workspace)
+                return
+        raise PermissionDeniedError(f"`{model}` cannot be deleted; only fine-tuned models (`ft:...`) can.")
 
     # -- static adapters ----------------------------------------------------------------------------------
     def register_adapters(self, flags: Sequence[str], say: Callable[[str], None]) -> None:

@@ -250,13 +250,14 @@ class VariableValue(Model):
         unique_together = (("sample", "variable"),)
 
 
-# A training run of a task: ``python -m finetune`` in a child process; its progress and outcome.
+# A training run of a task: ``python -m finetune`` in a child process; its progress and outcome. A run of
+# the OpenAI fine-tuning API has no task: its ``FineTuningJob`` row says whose it is.
 class TrainingJob(Model):
     id = fields.UUIDField(primary_key=True)
-    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
-        "models.Task", related_name="training_jobs", on_delete=fields.CASCADE
+    task: fields.ForeignKeyNullableRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="training_jobs", on_delete=fields.CASCADE, null=True
     )
-    task_id: uuid.UUID
+    task_id: uuid.UUID | None
     status = fields.CharField(max_length=16, default="queued", db_index=True)
     error = fields.TextField(null=True)
     step = fields.IntField(default=0)
@@ -518,3 +519,53 @@ class TrainingImageLabel(Model):
     class Meta:
         table = "training_image_label"
         unique_together = (("image", "label"),)
+
+
+# ---- OpenAI files and fine-tuning (gateway/finetuning) -------------------------------------------------
+
+
+# A file uploaded through /v1/files; its bytes are in the model store under ``files/<workspace>/<id>``.
+class OpenAIFile(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="openai_files", on_delete=fields.CASCADE
+    )
+    workspace_id: uuid.UUID
+    filename = fields.CharField(max_length=255)
+    purpose = fields.CharField(max_length=32, db_index=True)
+    bytes = fields.BigIntField()
+    lines = fields.IntField(default=0)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "openai_file"
+
+
+# A job of the OpenAI fine-tuning API: what was asked for, and what it made. Status, progress and events
+# are its training job's (the same job system as /vlm/v2 training).
+class FineTuningJob(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="fine_tuning_jobs", on_delete=fields.CASCADE
+    )
+    workspace_id: uuid.UUID
+    training_job: fields.OneToOneRelation[TrainingJob] = fields.OneToOneField(
+        "models.TrainingJob", related_name="fine_tuning", on_delete=fields.CASCADE
+    )
+    training_job_id: uuid.UUID
+    model = fields.CharField(max_length=500)
+    training_file = fields.CharField(max_length=64)
+    validation_file = fields.CharField(max_length=64, null=True)
+    suffix = fields.CharField(max_length=64, null=True)
+    seed = fields.IntField(default=0)
+    hyperparameters: Any = fields.JSONField(default=dict)  # OpenAI's: n_epochs, batch_size, lr multiplier
+    fine_tuned_model = fields.CharField(max_length=300, null=True, db_index=True)
+    trained_tokens = fields.BigIntField(null=True)
+    checkpoints: Any = fields.JSONField(default=list)  # [{"step", "name", "key", "metrics", "created"}]
+    deleted_models: Any = fields.JSONField(default=list)  # names deleted with DELETE /v1/models/{model}
+    error: Any = fields.JSONField(null=True)  # {"code", "message", "param"}
+    metadata: Any = fields.JSONField(null=True)
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "fine_tuning_job"

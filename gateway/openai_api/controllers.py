@@ -5,7 +5,7 @@ one a ``workspace`` query parameter (or, in a chat body, a ``workspace`` field) 
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -13,7 +13,13 @@ from gateway.auth import require_api_key
 from gateway.catalog import ModelCatalog
 from gateway.dependencies import Ws
 from gateway.openai_api.chat import ChatService
-from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
+from gateway.openai_api.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ModelCard,
+    ModelDeleted,
+    ModelList,
+)
 from gateway.openai_api.streaming import EventStream
 
 
@@ -54,3 +60,11 @@ class ModelsController(Controller):
         self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], ws: Ws
     ) -> ModelCard:
         return await catalog.get_for(model_id.lstrip("/"), ws)
+
+    @delete("/{model_id:path}", status_code=200, summary="Delete a fine-tuned model or checkpoint")
+    async def delete_model(
+        self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], ws: Ws
+    ) -> ModelDeleted:
+        name = model_id.lstrip("/")
+        await catalog.delete_for(name, ws)
+        return ModelDeleted(id=name)

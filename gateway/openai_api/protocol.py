@@ -356,6 +356,12 @@ class ModelCard(msgspec.Struct):
     max_model_len: int | None = None
 
 
+class ModelDeleted(msgspec.Struct):
+    id: str
+    deleted: bool = True
+    object: Literal["model"] = "model"
+
+
 class ModelList(msgspec.Struct):
     data: list[ModelCard]
     object: Literal["list"] = "list"

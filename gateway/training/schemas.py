@@ -20,7 +20,7 @@ from gateway.db.render import from_row
 class TrainingJob(Struct):
     id: uuid.UUID
     object: str
-    task: uuid.UUID
+    task: uuid.UUID | None  # None: a job of the OpenAI fine-tuning API (/v1/fine_tuning/jobs)
     status: str
     created: datetime
     started: datetime | None
@@ -105,7 +105,7 @@ def job_out(row: db.TrainingJob) -> TrainingJob:
         test_samples=row.test_samples,
         hyperparameters=row.hyperparameters or {},
         version=row.version,
-        model=version_model_name(row.task_id, row.version) if row.version else None,
+        model=version_model_name(row.task_id, row.version) if row.version and row.task_id else None,
         error=row.error,
     )
 

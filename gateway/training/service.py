@@ -18,11 +18,12 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import msgspec
+from tortoise.expressions import Q
 from tortoise.functions import Max
 
 from gateway.catalog.names import task_model_name, version_model_name
@@ -62,6 +63,18 @@ class Publisher(Protocol):
     async def unpublish(self, task: db.Task, version: int) -> None: ...
 
 
+class JobPublisher(Protocol):
+    """The serving side of jobs that belong to no task (e.g. the OpenAI fine-tuning API's jobs)."""
+
+    def claims_job(self, job: db.TrainingJob) -> Awaitable[bool]:
+        """Whether this publisher owns the (task-less) job."""
+        ...
+
+    async def publish(self, job: db.TrainingJob, result: JobResult, output_key: str) -> None:
+        """Serve the job's output (``output_key``: its output folder in the store); raise to fail it."""
+        ...
+
+
 class DbJobStore:
     """``JobStore`` on the platform database: events as rows, progress and status on the job row."""
 
@@ -99,7 +112,7 @@ class DbJobStore:
     async def active_jobs(self) -> list[tuple[str, str]]:
         """Unfinished jobs with their lease group (one active job per task)."""
         rows = await db.TrainingJob.filter(status__in=ACTIVE_STATUSES).values_list("id", "task_id")
-        return [(str(job), task_group(task)) for job, task in rows]
+        return [(str(job), job_group(job, task)) for job, task in rows]
 
 
 def task_group(task_id: uuid.UUID | str) -> str:
@@ -107,9 +120,16 @@ def task_group(task_id: uuid.UUID | str) -> str:
     return f"task:{task_id}"
 
 
+def job_group(job_id: uuid.UUID | str, task_id: uuid.UUID | str | None) -> str:
+    """A job's lease group: its task's, or its own for a job without a task."""
+    return task_group(task_id) if task_id is not None else f"job:{job_id}"
+
+
 def describe(event: TrainingEvent) -> str:
     if event.event == "step":
-        return f"Step {event.step}/{event.total_steps}: training loss={event.loss:.4f}"
+        valid = event.data.get("valid_loss")
+        text = f"Step {event.step}/{event.total_steps}: training loss={event.loss:.4f}"
+        return text + (f", validation loss={valid:.4f}" if isinstance(valid, int | float) else "")
     if event.event == "error":
         return event.message or "training failed"
     if event.event == "done":
@@ -132,8 +152,10 @@ class TrainingService:
         publisher: Publisher,
         say: Callable[[str], None] = print,
         max_jobs: int = 0,
+        job_publishers: Sequence[JobPublisher] = (),
     ) -> None:
         self.store = store
+        self.job_publishers = list(job_publishers)
         self.images = image_root
         self.base_model_dir = base_model_dir
         self.served_base_name = served_base_name
@@ -204,6 +226,20 @@ class TrainingService:
             raise
         return await db.TrainingJob.get(id=job.id)
 
+    async def start_for(self, job_id: uuid.UUID, spec: dict[str, Any]) -> None:
+        """Start a task-less job (its ``TrainingJob`` row exists, ``queued``) on this job system: lease,
+        spec, trainer, events, checkpoints, resume and take-over as for task jobs; a ``JobPublisher`` that
+        claims it serves the result. The spec's base model and served name are filled in here."""
+        spec = {"base_model": self.base_model_dir(self.served_base_name),
+                "served_base_name": self.served_base_name, "output_dir": "output", **spec}  # fmt: skip
+        await self.jobs.reserve(str(job_id), job_group(job_id, None))
+        try:
+            await self.jobs.start(str(job_id), msgspec.json.encode(spec))
+        except Exception as exc:
+            await self.jobs.store.set_status(str(job_id), "failed", error=f"could not start: {exc}")
+            await self.jobs.leases.finish(str(job_id))
+            raise
+
     async def _reserve(self, task: db.Task, job_id: uuid.UUID) -> None:
         """The job's lease for this gateway; the database refuses a second active job of the task (409)."""
         try:
@@ -234,7 +270,9 @@ class TrainingService:
         return self.base_model_dir(base)
 
     async def get(self, ws: uuid.UUID, job_id: uuid.UUID) -> db.TrainingJob:
-        job = await db.TrainingJob.filter(id=job_id, task__workspace_id=ws).first()
+        """A job of the workspace: a task's, or one of the fine-tuning API's."""
+        mine = Q(task__workspace_id=ws) | Q(fine_tuning__workspace_id=ws)
+        job = await db.TrainingJob.filter(mine, id=job_id).first()
         if job is None:
             raise NotFoundError(f"Training job {job_id} not found.")
         return job
@@ -286,6 +324,8 @@ class TrainingService:
             )
         if not await asyncio.to_thread(self.jobs.has_spec, str(job.id)):
             raise ConflictError(f"Training job {job_id} has no spec left to resume from.", code="job_gone")
+        if job.task_id is None:
+            return await self._resume_taskless(job)
         async with self._task_locks.setdefault(job.task_id, asyncio.Lock()):
             task = await db.Task.get(id=job.task_id)
             await self._refuse_if_active(task)
@@ -296,6 +336,15 @@ class TrainingService:
                 raise ConflictError(f"Task {task.id} already has an active training job.") from None
             await db.TrainingJob.filter(id=job.id).update(error=None, finished=None)
             await self.jobs.start(str(job.id), b"", resume=True)
+        return await db.TrainingJob.get(id=job.id)
+
+    async def _resume_taskless(self, job: db.TrainingJob) -> db.TrainingJob:
+        try:
+            await self.jobs.reopen(str(job.id), job_group(job.id, None))
+        except GroupBusy:
+            raise ConflictError(f"Training job {job.id} is active already.") from None
+        await db.TrainingJob.filter(id=job.id).update(error=None, finished=None)
+        await self.jobs.start(str(job.id), b"", resume=True)
         return await db.TrainingJob.get(id=job.id)
 
     async def before_task_delete(self, task: db.Task) -> Callable[[], Awaitable[None]]:
@@ -344,7 +393,9 @@ class TrainingService:
     async def _publish(self, job_id: str, result: JobResult) -> None:
         """Make the trained adapter version N+1 of the task; undo everything if a step fails."""
         job = await db.TrainingJob.get(id=uuid.UUID(job_id)).prefetch_related("task")
-        task: db.Task = job.task
+        if job.task_id is None:
+            return await self._publish_taskless(job, result)
+        task: db.Task = job.task  # type: ignore[assignment]  # a task job
         if result.adapter_dir is None:
             raise RuntimeError("the trainer reported no adapter directory")
         adapter_name = Path(result.adapter_dir).name
@@ -378,6 +429,13 @@ class TrainingService:
                 task.production_version = version
                 await task.save(update_fields=["production_version", "updated"])
         await asyncio.to_thread(self.store.delete_prefix, output)  # checkpoints are no longer needed
+
+    async def _publish_taskless(self, job: db.TrainingJob, result: JobResult) -> None:
+        for publisher in self.job_publishers:
+            if await publisher.claims_job(job):
+                await publisher.publish(job, result, join(self.jobs.job_key(str(job.id)), "output"))
+                return
+        raise RuntimeError(f"nothing serves the results of training job {job.id}")
 
     def _index_adapter(self, name: str, key: str) -> None:
         """``lora/<served name>.json``: where engines that resolve adapters from the store find it."""

@@ -4,7 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_recognition')]
+    dependencies = [('models', '0011_openai_files')]
 
     initial = False
 
