@@ -8,6 +8,7 @@ dependency order, lowest first:
     catalog + media + structured output -> chat service
     task models + chat -> version publisher -> training service -> platform services -> task inference
     settings -> export service (trained versions' files on disk; its own child processes)
+    static files -> playground (the browser app)
 
 ``running_services`` opens the database and starts the engines (it is the app's lifespan's body) and yields
 a ``Services``; ``SERVICE_DEPENDENCIES`` makes each service injectable into route handlers by name.
@@ -49,6 +50,8 @@ from gateway.platform_api.sample_controller import SampleController
 from gateway.platform_api.samples import SampleService
 from gateway.platform_api.tasks import DatasetService, TaskService
 from gateway.platform_api.variables import VariableService
+from gateway.playground.assets import PlaygroundAssets
+from gateway.playground.controllers import PlaygroundController
 from gateway.predictions.controllers import PredictionController
 from gateway.predictions.service import PredictionService
 from gateway.predictions.setup import PlatformServices, Predictions, build_predictions
@@ -63,7 +66,7 @@ from models_store.image_store import ImageStore
 from models_store.store import open_store
 
 ROUTES = [ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS, SampleController,
-          TrainingController, PredictionController, ExportController]  # fmt: skip
+          TrainingController, PredictionController, ExportController, PlaygroundController]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Services:
     prediction_service: PredictionService
     predictions: Predictions  # the predictions API's background loops (batch runner, callbacks)
     export_service: ExportService
+    playground: PlaygroundAssets  # the browser app's files (GET /playground)
 
 
 def _provider(name: str) -> Callable[[State], Any]:
@@ -178,5 +182,6 @@ def _build(
         variable_service=variable_service, sample_service=sample_service,
         task_inference=TaskInference(chat, served_base), prediction_service=predictions.service,
         predictions=predictions, export_service=build_export_service(settings, store),
+        playground=PlaygroundAssets(),
     )  # fmt: skip
     return services, media
