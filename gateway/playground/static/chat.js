@@ -140,8 +140,9 @@ export class ChatView {
     if (system) messages.push({ role: "system", content: system });
     const userContent = (parts) => (parts.length === 1 && parts[0].type === "text" ? parts[0].text : parts);
     for (const turn of this.turns) {
-      messages.push({ role: "user", content: userContent(turn.parts) });
       const answer = turn.answers[side];
+      if (answer && answer.state === "error") continue; // a refused exchange is not part of the conversation
+      messages.push({ role: "user", content: userContent(turn.parts) });
       if (answer && answer.text && answer.state === "done") messages.push({ role: "assistant", content: answer.text });
     }
     if (draft && draft.length) messages.push({ role: "user", content: userContent(draft) });
@@ -264,6 +265,7 @@ export class ChatView {
           const delta = chunk.choices?.[0]?.delta?.content;
           if (delta) {
             if (firstToken === null) firstToken = performance.now() - started;
+            answer.el.dataset.chunks = String(Number(answer.el.dataset.chunks || 0) + 1);
             answer.text += delta;
             answer.textEl.textContent = answer.text;
           }

@@ -87,7 +87,7 @@ export class DataView {
     const template = form.elements.result_template.value.trim();
     if (template) await patch(`${V2}/dataset/${dataset.id}/`, { result_template: template });
     form.reset();
-    variables.replaceChildren();
+    $("#new-dataset-variables", this.root).replaceChildren();
     await this.loadDatasets();
     await this.showDataset(dataset.id);
   }
@@ -164,6 +164,7 @@ export class DataView {
       await post(`${V2}/sample/`, { dataset: this.dataset.id, image_ids: [image.id], name: file.name });
     }
     await this.showDataset(this.dataset.id, this.page);
+    await this.loadDatasets();
   }
 
   async annotate(sampleId) {
@@ -309,11 +310,11 @@ export class DataView {
 function rules(v) {
   const out = [];
   if (v.choices) out.push(`choices: ${v.choices}`);
-  if (v.min_value !== null) out.push(`min ${v.min_value}`);
-  if (v.max_value !== null) out.push(`max ${v.max_value}`);
-  if (v.step_size !== null) out.push(`step ${v.step_size}`);
-  if (v.min_length !== null) out.push(`min length ${v.min_length}`);
-  if (v.max_length !== null) out.push(`max length ${v.max_length}`);
+  if (v.min_value != null) out.push(`min ${v.min_value}`);
+  if (v.max_value != null) out.push(`max ${v.max_value}`);
+  if (v.step_size != null) out.push(`step ${v.step_size}`);
+  if (v.min_length != null) out.push(`min length ${v.min_length}`);
+  if (v.max_length != null) out.push(`max length ${v.max_length}`);
   if (v.required) out.push("required");
   return out.join(", ");
 }

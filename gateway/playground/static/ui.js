@@ -29,13 +29,14 @@ export function field(label, control, hint) {
 /** Show an error as the gateway words it: message, param, code (and the HTTP status). */
 export function showError(error, context = "") {
   const banner = $("#error-banner");
-  banner.replaceChildren(
+  const parts = [
     el("strong", {}, context ? `${context}: ` : "", error.status ? `HTTP ${error.status} ` : ""),
     el("span", { class: "error-message", dataset: { testid: "error-message" } }, error.message || String(error)),
     error.param ? el("span", { class: "error-param" }, " param: ", el("code", { dataset: { testid: "error-param" } }, error.param)) : null,
     error.code ? el("span", { class: "error-code" }, " code: ", el("code", {}, error.code)) : null,
     el("button", { type: "button", class: "dismiss", "aria-label": "Dismiss the error", onclick: clearError }, "×"),
-  );
+  ];
+  banner.replaceChildren(...parts.filter(Boolean));
   banner.hidden = false;
   if (error.status === 401) $("#api-key")?.focus();
 }
