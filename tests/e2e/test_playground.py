@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
 import openai
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import BrowserUser, screenshot
 from tests.support.media import png_bytes, png_data_uri, video_bytes
+from tests.support.platform_task import build_colour_task
 from tests.support.session_gateway import ADAPTER, MODEL, GatewayProcess
 
 DONE = "[data-testid=assistant-message]:not([data-state=streaming])"
 METER = r"[\d.]+ s · first token [\d.]+ s · \d+ prompt \+ \d+ completion tokens"
+TRAINING_TIMEOUT_MS = 240_000
 VARIABLES = (("color", "string", "red,green,blue", ""), ("level", "integer", "", "9"))
 
 
 def png_file(name: str, colour: str) -> dict[str, object]:
     return {"name": name, "mimeType": "image/png", "buffer": png_bytes(colour)}
+
+
+def run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a coroutine that awaits nothing real (the platform helpers with a sync httpx client)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the coroutine awaited something; run it on an event loop instead")
 
 
 def answer_of(page: Page, side: str = "A") -> dict[str, str | None]:
@@ -58,9 +72,9 @@ def test_text_and_image_message_streams_the_same_answer_the_openai_client_gets(
         temperature=0, seed=7, max_tokens=12,
     )  # fmt: skip
     assert answer["text"] == same.choices[0].message.content
-    python = page.get_by_test_id("python-code").inner_text()
+    python = page.get_by_test_id("python-code").text_content() or ""
     assert "stream=True" in python and '"type": "image_url"' in python and "seed=7" in python
-    assert f"Bearer {user.key}" in page.get_by_test_id("curl-code").inner_text()
+    assert f"Bearer {user.key}" in (page.get_by_test_id("curl-code").text_content() or "")
     # Shift+Enter is a new line, not a send; the second turn carries the first answer as history.
     page.get_by_test_id("message-input").fill("And now?")
     page.get_by_test_id("message-input").press("Shift+Enter")
@@ -68,7 +82,7 @@ def test_text_and_image_message_streams_the_same_answer_the_openai_client_gets(
     assert page.locator("[data-testid=assistant-message]").count() == 1
     page.get_by_test_id("send-button").click()
     expect(page.locator(DONE)).to_have_count(2)
-    assert '"role": "assistant"' in page.get_by_test_id("python-code").inner_text()
+    assert '"role": "assistant"' in (page.get_by_test_id("python-code").text_content() or "")
 
 
 def test_a_video_message_with_frame_options(page: Page) -> None:
@@ -186,3 +200,43 @@ def test_annotating_a_sample_stores_its_values(page: Page, user: BrowserUser) ->
     values = {v["name"]: v["value"]["value"] for v in sample["variable_values"]}
     assert values == {"color": "green", "level": 4}
     assert sample["test"] is True
+
+
+def test_training_a_task_from_the_browser_and_chatting_with_the_new_version(
+    page: Page, user: BrowserUser, tmp_path: Path
+) -> None:
+    task = run_sync(build_colour_task(user.api, {}, tmp_path, train_per_colour=1, test_per_colour=1))
+    page.get_by_test_id("tab-data").click()
+    page.locator(f"[data-testid=task-item][data-id='{task['id']}']").click()
+    page.locator("#train-steps").fill("4")
+    page.get_by_test_id("train-button").click()
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
+    version = page.locator("[data-testid=versions] tr[data-version='1']")
+    expect(version).to_contain_text("(production)")  # auto_deploy
+    expect(page.locator("#loss-curve img")).to_have_attribute("src", re.compile("^blob:"))
+    events = user.api.get(f"/vlm/v2/task/{task['id']}/training-jobs/").json()["results"][0]
+    assert events["status"] == "succeeded" and events["version"] == 1
+    version.get_by_role("button", name="chat").click()
+    expect(page.get_by_test_id("model-select")).to_have_value(f"task-{task['id']}-v1")
+    page.get_by_test_id("image-input").set_input_files([png_file("red.png", "red")])
+    page.get_by_test_id("message-input").fill("What colour?")
+    page.get_by_test_id("send-button").click()
+    answer = answer_of(page)
+    assert answer["state"] == "done" and answer["model"] == f"task-{task['id']}-v1" and answer["text"]
+
+
+def test_both_views_fit_a_phone_width_window(page: Page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    for tab in ("tab-data", "tab-chat"):
+        page.get_by_test_id(tab).click()
+        overflow = page.evaluate(
+            "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
+        )
+        assert overflow <= 0, f"{tab}: {overflow} px wider than the window"
+    # Every form control has a label (its own <label>, aria-label or aria-labelledby).
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input, select, textarea')]
+             .filter(e => e.type !== 'hidden' && !e.labels?.length && !e.getAttribute('aria-label'))
+             .map(e => e.id || e.outerHTML.slice(0, 80))"""
+    )
+    assert unlabelled == []
