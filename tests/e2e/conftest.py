@@ -21,7 +21,9 @@ os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 CHROMIUM = Path(os.environ.get("VLMGW_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT_MS = 60_000
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+expect.set_options(timeout=TIMEOUT_MS)  # answers on a loaded 2-core machine take more than the default 5 s
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -371,13 +371,14 @@ function jobView(job, events) {
 
 function versionsTable(versions, task, actions) {
   if (!versions.length) return el("p", { class: "muted" }, "No trained versions yet.");
-  const score = (m, which) => fmtNumber(m?.[which]?.score, 3);
+  const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 1000) / 10} %`);
+  const score = (m, which) => (m?.note && which === "new" ? m.note : pct(m?.[which]?.score));
   return el("table", { class: "grid", dataset: { testid: "versions" } },
     el("thead", {}, el("tr", {}, ["version", "score new", "base", "previous", "valid", "train/test", "", ""].map((h) => el("th", {}, h)))),
     el("tbody", {}, versions.map((v) => el("tr", { dataset: { version: v.version } },
       el("td", {}, `v${v.version}`, v.version === task.production_version ? el("strong", {}, " (production)") : ""),
       el("td", {}, score(v.metrics, "new")), el("td", {}, score(v.metrics, "base")), el("td", {}, score(v.metrics, "previous")),
-      el("td", {}, fmtNumber(v.metrics?.new?.valid_rate, 3)), el("td", {}, `${v.train_samples}/${v.test_samples}`),
+      el("td", {}, pct(v.metrics?.new?.valid_rate)), el("td", {}, `${v.train_samples}/${v.test_samples}`),
       el("td", {}, v.version === task.production_version ? "" : el("button", { type: "button", class: "small", onclick: () => actions.setProduction(v.version) }, "set production")),
       el("td", {}, el("button", { type: "button", class: "small", onclick: () => actions.chat(v.model) }, "chat"))))));
 }
