@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Coroutine
@@ -24,6 +25,24 @@ VARIABLES = (("color", "string", "red,green,blue", ""), ("level", "integer", "",
 
 def png_file(name: str, colour: str) -> dict[str, object]:
     return {"name": name, "mimeType": "image/png", "buffer": png_bytes(colour)}
+
+
+HAND_OVER = """async ([b64, how]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const files = new DataTransfer();
+  files.items.add(new File([bytes], "handed.png", { type: "image/png" }));
+  const init = { bubbles: true, cancelable: true };
+  const event = how === "paste"
+    ? new ClipboardEvent("paste", { ...init, clipboardData: files })
+    : new DragEvent("drop", { ...init, dataTransfer: files });
+  document.querySelector(how === "paste" ? "#message-input" : "#composer").dispatchEvent(event);
+}"""
+
+
+def hand_over_image(page: Page, colour: str, how: str) -> None:
+    """Paste an image into the message box, or drop it on the composer, as a user would."""
+    page.evaluate(HAND_OVER, [base64.b64encode(png_bytes(colour)).decode(), how])
+    expect(page.get_by_test_id("attachment")).to_have_count(1)
 
 
 def run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -101,7 +120,7 @@ def test_a_video_message_with_frame_options(page: Page) -> None:
 def test_a_structured_answer_is_parsed_and_coloured_by_confidence(page: Page) -> None:
     page.get_by_test_id("structured-mode").select_option("json_schema")  # the example schema: colour enum
     page.get_by_test_id("confidence-toggle").check()
-    page.get_by_test_id("image-input").set_input_files([png_file("blue.png", "blue")])
+    hand_over_image(page, "blue", "paste")
     page.get_by_test_id("message-input").fill("Describe the image as JSON.")
     page.get_by_test_id("send-button").click()
     answer = answer_of(page)
@@ -125,7 +144,7 @@ def test_compare_streams_two_models_side_by_side(page: Page) -> None:
     page.get_by_test_id("model-select-b").select_option(ADAPTER)
     page.locator("#temperature").fill("0")
     page.get_by_test_id("max-tokens").fill("16")
-    page.get_by_test_id("image-input").set_input_files([png_file("green.png", "green")])
+    hand_over_image(page, "green", "drop")
     page.get_by_test_id("message-input").fill("What colour is the image?")
     page.get_by_test_id("send-button").click()
     base, adapter = answer_of(page, "A"), answer_of(page, "B")
@@ -240,3 +259,19 @@ def test_both_views_fit_a_phone_width_window(page: Page) -> None:
              .map(e => e.id || e.outerHTML.slice(0, 80))"""
     )
     assert unlabelled == []
+
+
+def test_stop_ends_a_streamed_answer_and_the_chat_goes_on(page: Page) -> None:
+    page.get_by_test_id("max-tokens").fill("512")
+    page.get_by_test_id("message-input").fill("Tell me a long story.")
+    page.get_by_test_id("send-button").click()
+    expect(page.get_by_test_id("stop-button")).to_be_enabled()
+    page.get_by_test_id("stop-button").click()  # long before 512 tokens on a CPU
+    assert answer_of(page)["state"] == "stopped"
+    expect(page.get_by_test_id("stop-button")).to_be_disabled()
+    expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    page.get_by_test_id("max-tokens").fill("4")
+    page.get_by_test_id("message-input").fill("Hello")
+    page.get_by_test_id("message-input").press("Enter")
+    expect(page.locator(DONE)).to_have_count(2)
+    assert answer_of(page)["state"] == "done"
