@@ -20,6 +20,9 @@ from tests.support.session_gateway import ADAPTER, MODEL, GatewayProcess
 DONE = "[data-testid=assistant-message]:not([data-state=streaming])"
 METER = r"[\d.]+ s · first token [\d.]+ s · \d+ prompt \+ \d+ completion tokens"
 TRAINING_TIMEOUT_MS = 240_000
+LONG_ANSWER = (
+    '{"type": "object", "properties": {"story": {"type": "string", "minLength": 400}}, "required": ["story"]}'
+)
 VARIABLES = (("color", "string", "red,green,blue", ""), ("level", "integer", "", "9"))
 
 
@@ -262,14 +265,18 @@ def test_both_views_fit_a_phone_width_window(page: Page) -> None:
 
 
 def test_stop_ends_a_streamed_answer_and_the_chat_goes_on(page: Page) -> None:
-    page.get_by_test_id("max-tokens").fill("512")
+    # A schema that forces at least 400 characters: the answer cannot end before Stop is clicked.
+    page.get_by_test_id("structured-mode").select_option("json_schema")
+    page.get_by_test_id("schema-input").fill(LONG_ANSWER)
+    page.get_by_test_id("max-tokens").fill("1000")
     page.get_by_test_id("message-input").fill("Tell me a long story.")
     page.get_by_test_id("send-button").click()
     expect(page.get_by_test_id("stop-button")).to_be_enabled()
-    page.get_by_test_id("stop-button").click()  # long before 512 tokens on a CPU
+    page.get_by_test_id("stop-button").click()
     assert answer_of(page)["state"] == "stopped"
     expect(page.get_by_test_id("stop-button")).to_be_disabled()
     expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    page.get_by_test_id("structured-mode").select_option("off")
     page.get_by_test_id("max-tokens").fill("4")
     page.get_by_test_id("message-input").fill("Hello")
     page.get_by_test_id("message-input").press("Enter")
