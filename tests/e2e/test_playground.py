@@ -13,6 +13,7 @@ import openai
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import BrowserUser, screenshot
+from tests.support import colour_task
 from tests.support.media import png_bytes, png_data_uri, video_bytes
 from tests.support.platform_task import build_colour_task
 from tests.support.session_gateway import ADAPTER, MODEL, GatewayProcess
@@ -148,14 +149,14 @@ def test_compare_streams_two_models_side_by_side(page: Page) -> None:
     page.locator("#temperature").fill("0")
     page.get_by_test_id("max-tokens").fill("16")
     hand_over_image(page, "green", "drop")
-    page.get_by_test_id("message-input").fill("What colour is the image?")
+    page.get_by_test_id("message-input").fill(colour_task.PROMPT)  # the adapter's task
     page.get_by_test_id("send-button").click()
     base, adapter = answer_of(page, "A"), answer_of(page, "B")
     assert (base["model"], adapter["model"]) == (MODEL, ADAPTER)
     for answer in (base, adapter):
         assert answer["state"] == "done" and answer["text"]
         assert re.match(METER, answer["meta"] or "")
-    assert base["text"] != adapter["text"]  # the adapter answers in JSON, the base in words
+    assert base["text"] != adapter["text"]  # the adapter learned the task, the base did not
     screenshot(page, "playground-chat")
 
 
@@ -213,12 +214,12 @@ def test_annotating_a_sample_stores_its_values(page: Page, user: BrowserUser) ->
     page.get_by_test_id("value-level").fill("12")  # above max_value: the platform refuses it at the field
     page.get_by_test_id("save-values").click()
     expect(page.get_by_test_id("field-error-level")).to_contain_text("12 is above max_value")
+    screenshot(page, "playground-data")
     page.get_by_test_id("value-level").fill("4")
     page.get_by_test_id("sample-test").check()
     page.get_by_test_id("save-values").click()
     expect(page.get_by_test_id("save-status")).to_have_text("saved")
     sample = user.api.get(f"/vlm/v2/sample/{sample_id}/").json()
-    screenshot(page, "playground-data")
     values = {v["name"]: v["value"]["value"] for v in sample["variable_values"]}
     assert values == {"color": "green", "level": 4}
     assert sample["test"] is True
@@ -236,6 +237,7 @@ def test_training_a_task_from_the_browser_and_chatting_with_the_new_version(
     version = page.locator("[data-testid=versions] tr[data-version='1']")
     expect(version).to_contain_text("(production)")  # auto_deploy
     expect(page.locator("#loss-curve img")).to_have_attribute("src", re.compile("^blob:"))
+    screenshot(page, "playground-training")
     events = user.api.get(f"/vlm/v2/task/{task['id']}/training-jobs/").json()["results"][0]
     assert events["status"] == "succeeded" and events["version"] == 1
     version.get_by_role("button", name="chat").click()
