@@ -10,6 +10,7 @@ dependency order, lowest first:
     -> platform services -> task inference -> recognition API (tasks, labels, images, training, classify)
     fine-tuned models (a model kind and the training service's publisher of task-less jobs) -> files -> jobs
     settings -> export service (trained versions' files on disk; its own child processes)
+    static files -> playground (the browser app)
 
 ``running_services`` opens the database and starts the engines (it is the app's lifespan's body) and yields
 a ``Services``; ``SERVICE_DEPENDENCIES`` makes each service injectable into route handlers by name.
@@ -55,6 +56,8 @@ from gateway.platform_api.sample_controller import SampleController
 from gateway.platform_api.samples import SampleService
 from gateway.platform_api.tasks import DatasetService, TaskService
 from gateway.platform_api.variables import VariableService
+from gateway.playground.assets import PlaygroundAssets
+from gateway.playground.controllers import PlaygroundController
 from gateway.predictions.controllers import PredictionController
 from gateway.predictions.service import PredictionService
 from gateway.predictions.setup import PlatformServices, Predictions, build_predictions
@@ -75,7 +78,7 @@ from models_store.store import open_store
 
 ROUTES = [ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS, SampleController,
           TrainingController, PredictionController, ExportController, *RECOGNITION_CONTROLLERS,
-          *FINE_TUNING_CONTROLLERS]  # fmt: skip
+          *FINE_TUNING_CONTROLLERS, PlaygroundController]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Services:
     fine_tuned_models: FineTunedModels
     file_service: FileService
     fine_tuning_service: FineTuningService
+    playground: PlaygroundAssets  # the browser app's files (GET /playground)
 
 
 def _provider(name: str) -> Callable[[State], Any]:
@@ -202,5 +206,6 @@ def _build(
         recognition=build_recognition(settings, task_service, images, training, chat, fetcher),
         fine_tuned_models=fine_tuned, file_service=files,
         fine_tuning_service=FineTuningService(training, files, fine_tuned, media),
+        playground=PlaygroundAssets(),
     )  # fmt: skip
     return services, media

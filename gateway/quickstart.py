@@ -91,7 +91,8 @@ def run_demo(settings: Settings, url: str, key: str, training: bool = True) -> N
         run_training_demo(url, key, stderr_say)
     snippet = DEMO_SNIPPET.format(base=url + "/v1", key=key, model=model)
     stderr_say(
-        "the gateway is ready. Call it with the openai client:\n\n" + snippet + "\n\nCtrl-C stops everything."
+        f"the gateway is ready. Open {url}/ in a browser for the playground (API key: {key}), or call it "
+        "with the openai client:\n\n" + snippet + "\n\nCtrl-C stops everything."
     )
 
 
