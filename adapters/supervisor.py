@@ -107,6 +107,23 @@ class EngineSpec:
         return env
 
 
+HEALTH_POLL_S = 0.25  # while starting: /health is cheap, and every poll interval is added to a restart
+SERVED_LONG_ENOUGH_S = 10.0
+
+
+def restart_delay(previous_s: float, served_s: float | None, max_backoff_s: float) -> float:
+    """Seconds to wait before starting the engine again after it exited.
+
+    An engine that had been serving (healthy for ``SERVED_LONG_ENOUGH_S`` or more) is restarted at once:
+    its start-up already takes tens of seconds, and every second more is a second of 503s. One that died
+    during start-up or soon after it waits 1, 2, 4 ... up to ``max_backoff_s`` seconds, so a crash loop
+    (bad flags, no memory) does not spin.
+    """
+    if served_s is not None and served_s >= SERVED_LONG_ENOUGH_S:
+        return 0.0
+    return min(max(1.0, previous_s * 2), max_backoff_s)
+
+
 class VLLMSupervisor:
     """Keeps one vLLM server running until ``stop``; reports its state through callbacks."""
 
@@ -134,6 +151,7 @@ class VLLMSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
+        self._ready_at: float | None = None  # when the current process first answered /health
         self._client = EngineClient(spec.url, connect_timeout_s=2.0)
 
     async def start(
@@ -170,19 +188,18 @@ class VLLMSupervisor:
         self.state = "stopped"
 
     async def _run(self) -> None:
-        backoff = 1.0
+        delay = 0.0
         while not self._stopping.is_set():
-            started = time.monotonic()
+            self._ready_at = None
             code = await self._run_once()
             if self._stopping.is_set():
                 return
             self.restarts += 1
-            backoff = 1.0 if time.monotonic() - started > 120 else min(backoff * 2, self.max_backoff_s)
-            self.say(
-                f"engine exited with code {code}; restarting in {backoff:.0f} s (restart {self.restarts})"
-            )
+            served_s = None if self._ready_at is None else time.monotonic() - self._ready_at
+            delay = restart_delay(delay, served_s, self.max_backoff_s)
+            self.say(f"engine exited with code {code}; restarting in {delay:.0f} s (restart {self.restarts})")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
+                await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _run_once(self) -> int | None:
         """Start the server, wait for it to be healthy, and return its exit code when it exits."""
@@ -235,6 +252,7 @@ class VLLMSupervisor:
         while proc.returncode is None:
             if await self._client.is_healthy(timeout_s=2.0):
                 self.state = "up"
+                self._ready_at = time.monotonic()
                 self.say(f"engine ready after {time.monotonic() - started:.0f} s at {self.spec.url}")
                 if self.on_ready:
                     await self.on_ready()
@@ -248,7 +266,7 @@ class VLLMSupervisor:
             if waited >= next_note:
                 self.say(f"engine still starting ({waited:.0f} s; log: {self.spec.log_path})")
                 next_note += 15.0
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(HEALTH_POLL_S)
 
     async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None

@@ -117,3 +117,16 @@ def test_cpu_engine_gets_a_bounded_kv_cache_unless_the_user_sized_it(monkeypatch
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
     monkeypatch.setattr(supervisor, "is_cpu_build", lambda: False)
     assert "VLLM_CPU_KVCACHE_SPACE" not in spec.environment()
+
+
+def test_an_engine_that_was_serving_restarts_at_once_and_a_crash_loop_backs_off() -> None:
+    from adapters.supervisor import SERVED_LONG_ENOUGH_S, restart_delay
+
+    assert restart_delay(0.0, SERVED_LONG_ENOUGH_S + 1, 30) == 0.0  # killed while serving: no wait
+    assert restart_delay(8.0, 3600.0, 30) == 0.0  # a long healthy run forgets earlier crashes
+    delays, delay = [], 0.0
+    for _ in range(7):  # dies during start-up every time
+        delay = restart_delay(delay, None, 30)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert restart_delay(4.0, SERVED_LONG_ENOUGH_S - 1, 30) == 8  # up only briefly: still a crash loop
