@@ -188,6 +188,25 @@ def log_times(gw: Gateway, after: float) -> dict[str, float]:
     return times
 
 
+def engine_phases(gw: Gateway, after: float) -> str:
+    """When each vLLM process of the restarted engine logged its first line, from the engine's log: the
+    API server, the engine core and the worker are three Python processes, each importing torch and
+    vLLM (the CPU platform forces the ``spawn`` start method, so nothing is inherited)."""
+    firsts: dict[str, float] = {}
+    for path in (gw.data_dir / "logs").glob("engine-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            found = re.match(r"\((APIServer|EngineCore|Worker)[^)]*\) \w+ (\d\d-\d\d \d\d:\d\d:\d\d)", line)
+            if not found:
+                continue
+            year = time.strftime("%Y")
+            stamp = time.mktime(time.strptime(f"{year}-{found.group(2)}", "%Y-%m-%d %H:%M:%S"))
+            if stamp + 1 >= after:
+                firsts.setdefault(found.group(1), stamp)
+                if "Starting vLLM" in line or "startup complete" in line:
+                    firsts.setdefault("serving", stamp)
+    return ", ".join(f"{k} +{v - after:.0f} s" for k, v in sorted(firsts.items(), key=lambda kv: kv[1]))
+
+
 def scenario_kill(gw: Gateway, engine_url: str, first: dict[str, str]) -> None:
     print("\nengine SIGKILL under load (8 clients)", flush=True)
     http = httpx.Client(base_url=gw.url, headers=HEADERS, timeout=120)
@@ -237,6 +256,7 @@ def scenario_kill(gw: Gateway, engine_url: str, first: dict[str, str]) -> None:
         if key in times:
             steps.append(f"{key} +{times[key] - killed_wall:.0f} s")
     print(f"  timeline from the gateway's log (1 s resolution): {', '.join(steps)}")
+    print(f"  first log line of each vLLM process after the kill: {engine_phases(gw, killed_wall)}")
     deadline = time.monotonic() + 30
     while engine_adapters(engine_url) != had and time.monotonic() < deadline:
         time.sleep(0.5)
