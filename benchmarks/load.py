@@ -110,9 +110,17 @@ async def crud(http: httpx.AsyncClient, media: dict[str, str], n: int) -> str:
     return "ok"
 
 
-async def client(url: str, media: dict[str, str], record: Record, until: float, seed: int) -> None:
+async def client(
+    url: str,
+    media: dict[str, str],
+    record: Record,
+    until: float,
+    seed: int,
+    headers: dict[str, str] = HEADERS,
+) -> None:
+    """One client: requests of random kinds (seeded) one after another until ``until``."""
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=120) as http:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
         n = 0
         while time.monotonic() < until:
             kind = rng.choices(KINDS, WEIGHTS)[0]
