@@ -46,6 +46,7 @@ from models_store.tiny_model import TinyModelSpec, cached_tiny_model
 
 ADAPTERS = [f"lora-{n}" for n in range(4)]
 SLOTS = 2
+ADAPTER_STD = 0.5  # random LoRA B matrices this large make each adapter answer differently
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 FAILED: list[str] = []
 
@@ -59,7 +60,10 @@ def check(ok: bool, what: str) -> None:
 def make_adapters(model_dir: Path, root: Path) -> dict[str, Path]:
     from tests.support.export_model import make_adapter
 
-    return {name: make_adapter(model_dir, root / name, seed=n + 1) for n, name in enumerate(ADAPTERS)}
+    return {
+        name: make_adapter(model_dir, root / name, seed=n + 1, std=ADAPTER_STD)
+        for n, name in enumerate(ADAPTERS)
+    }
 
 
 def ask(http: httpx.Client, model: str, max_tokens: int = 8) -> str:
@@ -277,14 +281,13 @@ def scenario_training(engine_url: str, model_dir: Path, work: Path) -> None:
     print("\ngateway SIGKILL during training (SQLite, 5 s lease)", flush=True)
     data = work / "training-gateway"
     env = {"VLMGW_JOB_LEASE_TTL_S": "5"}
-    serve = ["--served-model-name", MODEL]
-    first = start_gateway(data, engine_url=engine_url, model_dir=model_dir, serve_args=serve, env=env)
+    first = start_gateway(data, engine_url=engine_url, model_dir=model_dir, env=env)
     first.wait_healthy(300)
     http = httpx.Client(base_url=first.url, headers=HEADERS, timeout=60)
     task = asyncio.run(build_colour_task(http, HEADERS, work / "task-images"))
     body = {"hyperparameters": {"max_steps": 200, "checkpoint_every": 20}}
     started = http.post(f"/vlm/v2/task/{task['id']}/train/", json=body)
-    check(started.status_code == 201, f"training started: {started.status_code}")
+    check(started.status_code == 201, f"training started: {started.status_code} {started.text[:300]}")
     job_id = started.json()["id"]
 
     def job(gw: Gateway) -> dict[str, Any]:
@@ -300,7 +303,7 @@ def scenario_training(engine_url: str, model_dir: Path, work: Path) -> None:
     os.killpg(first.proc.pid, signal.SIGKILL)
     first.proc.wait(10)
     killed_at = time.monotonic()
-    second = start_gateway(data, engine_url=engine_url, model_dir=model_dir, serve_args=serve, env=env)
+    second = start_gateway(data, engine_url=engine_url, model_dir=model_dir, env=env)
     try:
         second.wait_healthy(300)
         seen = []

@@ -99,8 +99,7 @@ def start_gateway(
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--api-key", KEY]
     if engine_url is not None:
         cmd += ["--engine-url", engine_url]
-    else:
-        assert model_dir is not None
+    if model_dir is not None:  # with --engine-url: the base model's files, for training
         cmd += ["--model", str(model_dir), "--served-model-name", MODEL]
     for name, path in (adapters or {}).items():
         cmd += ["--adapter", f"{name}={path}"]

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 KEY = "eviction-key"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 NAMES = ["evict-a", "evict-b", "evict-c"]
+ADAPTER_STD = 0.5  # random LoRA B matrices this large make each adapter answer differently
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 
 
@@ -42,8 +43,9 @@ def small_gateway(
     tmp_path_factory: pytest.TempPathFactory, engine_url: str, tiny_model_dir: Path
 ) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("eviction")
-    adapters = [f"{n}={make_adapter(tiny_model_dir, root / n, served_name=MODEL, seed=i + 1)}"
-                for i, n in enumerate(NAMES)]  # fmt: skip
+    made = [make_adapter(tiny_model_dir, root / n, served_name=MODEL, seed=i + 1, std=ADAPTER_STD)
+            for i, n in enumerate(NAMES)]  # fmt: skip
+    adapters = [f"{name}={path}" for name, path in zip(NAMES, made, strict=True)]
     port = free_port()
     log_path = root / "gateway.log"
     env = {**os.environ, "VLMGW_DATA_DIR": str(root / "data"), "VLMGW_ADAPTER_CAPACITY": "1"}
