@@ -6,6 +6,7 @@ goes on serving: a small image is stored afterwards. No engine is needed (its UR
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import os
 import resource
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,3 +86,33 @@ def test_an_image_larger_than_the_disk_allows_is_a_507_and_leaves_nothing(gatewa
                        headers=HEADERS, timeout=60)  # fmt: skip
     assert small.status_code == 201, small.text
     assert len(store_files(data)) == 1
+
+
+async def test_a_batch_upload_that_fills_the_disk_keeps_none_of_its_files(
+    client: Any, keys: Any, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second of two images hits a full disk: the first one's file is removed again (no orphan)."""
+    from models_store.image_store import ImageStore
+    from tests.platform.conftest import auth, b64, png
+
+    real_put = ImageStore.put
+    calls: list[int] = []
+
+    def put_then_full(self: ImageStore, data: bytes) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(self, data)
+
+    monkeypatch.setattr(ImageStore, "put", put_then_full)
+    before = (
+        {p for p in (store_dir / "store").rglob("*") if p.is_file()}
+        if (store_dir / "store").exists()
+        else set()
+    )
+    body = {"records": [{"_base64": b64(png((1, 2, 3)))}, {"_base64": b64(png((4, 5, 6)))}]}
+    response = await client.post("/vlm/v2/image/", json=body, headers=auth(keys.a))
+    assert response.status_code == 507, response.text
+    assert response.json()["error"]["code"] == "insufficient_storage"
+    after = {p for p in (store_dir / "store").rglob("*") if p.is_file()}
+    assert after == before
