@@ -152,6 +152,8 @@ class VLLMSupervisor:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._ready_at: float | None = None  # when the current process first answered /health
+        self._spawned_at: float | None = None
+        self.last_start_s: float | None = None  # how long the last start took, spawn to healthy
         self._client = EngineClient(spec.url, connect_timeout_s=2.0)
 
     async def start(
@@ -176,6 +178,14 @@ class VLLMSupervisor:
         except TimeoutError:
             return False
         return True
+
+    def ready_in_s(self) -> float | None:
+        """While (re)starting: the seconds until it is likely up, from how long its last start took."""
+        if self.state not in ("starting", "down") or self.last_start_s is None or self._spawned_at is None:
+            return None
+        if self.state == "down":
+            return self.last_start_s
+        return max(0.0, self.last_start_s - (time.monotonic() - self._spawned_at))
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -205,6 +215,7 @@ class VLLMSupervisor:
         """Start the server, wait for it to be healthy, and return its exit code when it exits."""
         self.state = "starting"
         self._ready.clear()
+        self._spawned_at = time.monotonic()
         self._proc = await self._spawn()
         self.pid = self._proc.pid
         track_group(self._proc.pid)
@@ -253,6 +264,7 @@ class VLLMSupervisor:
             if await self._client.is_healthy(timeout_s=2.0):
                 self.state = "up"
                 self._ready_at = time.monotonic()
+                self.last_start_s = self._ready_at - started
                 self.say(f"engine ready after {time.monotonic() - started:.0f} s at {self.spec.url}")
                 if self.on_ready:
                     await self.on_ready()
