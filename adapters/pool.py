@@ -124,7 +124,8 @@ class EnginePool:
         ready = [e for e in candidates if e.up]
         if not ready:
             states = ", ".join(f"{e.url} is {e.state}" for e in candidates)
-            raise EngineUnavailable(f"no engine serving `{model}` is ready ({states})")
+            raise EngineUnavailable(f"no engine serving `{model}` is ready ({states})",
+                                    retry_after=retry_after_s(candidates))  # fmt: skip
         return min(ready, key=lambda e: e.inflight)
 
     def served_models(self) -> list[ServedModel]:
@@ -182,6 +183,16 @@ class EnginePool:
     def _notify(self, engine: Engine) -> None:
         for listener in self._listeners:
             listener(engine)
+
+
+def retry_after_s(engines: list[Engine], default: int = 5, most: int = 60) -> int:
+    """``Retry-After`` for a 503 while engines are down: when a supervised engine is restarting, the
+    seconds its last start took minus the time already spent (so clients that honour the header, like
+    the openai SDK, come back when it is likely up instead of adding load while it starts)."""
+    hints = [h for e in engines if e.supervisor is not None and (h := e.supervisor.ready_in_s()) is not None]
+    if not hints:
+        return default
+    return max(1, min(most, round(min(hints))))
 
 
 def _served_model(item: dict[str, object]) -> ServedModel | None:

@@ -8,7 +8,10 @@ has the adapter loaded; ``ensure_loaded`` loads it there with ``POST /v1/load_lo
 - One lock per adapter name, so concurrent first requests load it once (as vLLM's own LoRA registry in
   ``entrypoints/openai/models/serving.py`` does); loads into one engine are serialised by a lock per engine,
   so its capacity check and load are one step.
-- Each engine holds at most ``capacity`` adapters; loading one more unloads the least recently used first.
+- Each engine holds at most ``capacity`` adapters; loading one more unloads the least recently used first,
+  but never one that a request is being sent with (``using``): vLLM checks the adapter's name when it
+  accepts a request, so unloading it in between made that request a 404. When every loaded adapter is in
+  use, the load waits for one to be free (``slot_wait_s``, then a 503).
 - Engines that resolve adapters from the shared model store themselves (``engines_resolve``: engines on
   other hosts with vlm-gateway's vLLM plugin, ``adapters/vllm_store_resolver.py``) are not sent a path: the
   first request for the name makes the engine fetch it. An engine whose model list already shows the adapter
@@ -22,10 +25,12 @@ has the adapter loaded; ``ensure_loaded`` loads it there with ``POST /v1/load_lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +84,7 @@ class AdapterRegistry:
         capacity: int = 4,
         max_rank: int | None = None,
         engines_resolve: bool = False,
+        slot_wait_s: float = 120.0,
     ) -> None:
         if capacity < 1:
             raise ValueError("an engine must be able to hold at least one adapter")
@@ -91,6 +97,9 @@ class AdapterRegistry:
         self._adapter_locks: dict[str, asyncio.Lock] = {}
         self._engine_locks: dict[str, asyncio.Lock] = {}
         self._to_reload: dict[str, list[str]] = {}  # engine url -> adapters it had when it went down
+        self._in_use: dict[str, Counter[str]] = {}  # engine url -> adapter name -> requests being sent
+        self._released = asyncio.Condition()
+        self.slot_wait_s = slot_wait_s
         self._tasks: set[asyncio.Task[None]] = set()
         pool.subscribe(self.on_engine_state)
 
@@ -171,9 +180,46 @@ class AdapterRegistry:
                 loaded.move_to_end(name)
                 return
             while len(loaded) >= self.capacity:
-                await self._unload(engine, next(iter(loaded)))
+                await self._unload(engine, await self._evictable(engine, loaded))
             await self._load(engine, adapter)
             loaded[name] = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def using(self, engine: Engine, name: str) -> AsyncIterator[None]:
+        """While a request for ``name`` is being sent to ``engine`` (until the engine has accepted it), the
+        adapter is not evicted there. A no-op for names that are not adapters."""
+        if name not in self._adapters:
+            yield
+            return
+        counts = self._in_use.setdefault(engine.url, Counter())
+        counts[name] += 1
+        try:
+            yield
+        finally:
+            counts[name] -= 1
+            if counts[name] <= 0:
+                del counts[name]
+                async with self._released:
+                    self._released.notify_all()
+
+    async def _evictable(self, engine: Engine, loaded: OrderedDict[str, float]) -> str:
+        """The least recently used loaded adapter that no request is using; waits for one to be free."""
+
+        def free() -> str | None:
+            busy = self._in_use.get(engine.url, Counter())
+            return next((n for n in loaded if busy[n] <= 0), None)
+
+        async with self._released:
+            try:
+                await asyncio.wait_for(self._released.wait_for(lambda: free() is not None), self.slot_wait_s)
+            except TimeoutError:
+                waited = f"{self.slot_wait_s:.0f} s"
+                raise EngineUnavailable(
+                    f"all {self.capacity} adapter slots of {engine.url} stayed in use for {waited}"
+                ) from None
+        found = free()
+        assert found is not None
+        return found
 
     def forget(self, engine: Engine, name: str | None = None) -> None:
         """The engine no longer has ``name`` (or any adapter, when None); the next use loads it again."""

@@ -107,6 +107,23 @@ class EngineSpec:
         return env
 
 
+HEALTH_POLL_S = 0.25  # while starting: /health is cheap, and every poll interval is added to a restart
+SERVED_LONG_ENOUGH_S = 10.0
+
+
+def restart_delay(previous_s: float, served_s: float | None, max_backoff_s: float) -> float:
+    """Seconds to wait before starting the engine again after it exited.
+
+    An engine that had been serving (healthy for ``SERVED_LONG_ENOUGH_S`` or more) is restarted at once:
+    its start-up already takes tens of seconds, and every second more is a second of 503s. One that died
+    during start-up or soon after it waits 1, 2, 4 ... up to ``max_backoff_s`` seconds, so a crash loop
+    (bad flags, no memory) does not spin.
+    """
+    if served_s is not None and served_s >= SERVED_LONG_ENOUGH_S:
+        return 0.0
+    return min(max(1.0, previous_s * 2), max_backoff_s)
+
+
 class VLLMSupervisor:
     """Keeps one vLLM server running until ``stop``; reports its state through callbacks."""
 
@@ -134,6 +151,9 @@ class VLLMSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
+        self._ready_at: float | None = None  # when the current process first answered /health
+        self._spawned_at: float | None = None
+        self.last_start_s: float | None = None  # how long the last start took, spawn to healthy
         self._client = EngineClient(spec.url, connect_timeout_s=2.0)
 
     async def start(
@@ -159,6 +179,14 @@ class VLLMSupervisor:
             return False
         return True
 
+    def ready_in_s(self) -> float | None:
+        """While (re)starting: the seconds until it is likely up, from how long its last start took."""
+        if self.state not in ("starting", "down") or self.last_start_s is None or self._spawned_at is None:
+            return None
+        if self.state == "down":
+            return self.last_start_s
+        return max(0.0, self.last_start_s - (time.monotonic() - self._spawned_at))
+
     async def stop(self) -> None:
         self._stopping.set()
         await self._terminate()
@@ -170,24 +198,24 @@ class VLLMSupervisor:
         self.state = "stopped"
 
     async def _run(self) -> None:
-        backoff = 1.0
+        delay = 0.0
         while not self._stopping.is_set():
-            started = time.monotonic()
+            self._ready_at = None
             code = await self._run_once()
             if self._stopping.is_set():
                 return
             self.restarts += 1
-            backoff = 1.0 if time.monotonic() - started > 120 else min(backoff * 2, self.max_backoff_s)
-            self.say(
-                f"engine exited with code {code}; restarting in {backoff:.0f} s (restart {self.restarts})"
-            )
+            served_s = None if self._ready_at is None else time.monotonic() - self._ready_at
+            delay = restart_delay(delay, served_s, self.max_backoff_s)
+            self.say(f"engine exited with code {code}; restarting in {delay:.0f} s (restart {self.restarts})")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
+                await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _run_once(self) -> int | None:
         """Start the server, wait for it to be healthy, and return its exit code when it exits."""
         self.state = "starting"
         self._ready.clear()
+        self._spawned_at = time.monotonic()
         self._proc = await self._spawn()
         self.pid = self._proc.pid
         track_group(self._proc.pid)
@@ -235,6 +263,8 @@ class VLLMSupervisor:
         while proc.returncode is None:
             if await self._client.is_healthy(timeout_s=2.0):
                 self.state = "up"
+                self._ready_at = time.monotonic()
+                self.last_start_s = self._ready_at - started
                 self.say(f"engine ready after {time.monotonic() - started:.0f} s at {self.spec.url}")
                 if self.on_ready:
                     await self.on_ready()
@@ -248,7 +278,7 @@ class VLLMSupervisor:
             if waited >= next_note:
                 self.say(f"engine still starting ({waited:.0f} s; log: {self.spec.log_path})")
                 next_note += 15.0
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(HEALTH_POLL_S)
 
     async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None

@@ -70,17 +70,21 @@ def save(output_dir: Path, state: TrainerState, save_adapter: Any) -> Path:
     tmp = root / f".tmp-step-{state.step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_adapter(tmp)
-    torch.save(
-        {
-            "step": state.step,
-            "optimizer": state.optimizer,
-            "scheduler": state.scheduler,
-            "rng": state.rng,
-            "curve": {"train": state.curve.train, "held_out": state.curve.held_out, "lr": state.curve.lr},
-        },
-        tmp / STATE_FILE,
-    )
+    try:
+        save_adapter(tmp)
+        torch.save(
+            {
+                "step": state.step,
+                "optimizer": state.optimizer,
+                "scheduler": state.scheduler,
+                "rng": state.rng,
+                "curve": {"train": state.curve.train, "held_out": state.curve.held_out, "lr": state.curve.lr},
+            },
+            tmp / STATE_FILE,
+        )
+    except BaseException:  # a full disk, a kill: no half checkpoint is left to fill the disk further
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(p for p in root.glob("step-*") if p != final)[: -(KEEP - 1) or None]:

@@ -7,6 +7,7 @@ mistake is always a 4xx; anything unexpected is a 500 whose body carries no stac
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any, ClassVar, get_type_hints
 
@@ -14,7 +15,7 @@ import msgspec
 import msgspec.inspect
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from adapters.errors import (
     EngineFailed,
@@ -151,6 +152,25 @@ class EngineUnavailableError(GatewayError, status=503, type="service_unavailable
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
+class DatabaseUnavailableError(GatewayError):
+    """The database cannot be reached or is locked for longer than the wait allows: nothing was written."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "database_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class InsufficientStorageError(GatewayError):
+    """The disk (or the file-size limit) is full: the file was not stored, and no part of it was kept."""
+
+    status_code = 507
+    error_type = "server_error"
+    default_code = "insufficient_storage"
+
+
 class EngineTimeoutError(GatewayError):
     status_code = 504
     error_type = "timeout"
@@ -237,6 +257,10 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
         log.info("integrity error: %s", exc)
         message = "The change conflicts with other data (it was modified concurrently); retry."
         return 409, ErrorDetail(message, "invalid_request_error", None, "conflict"), {}
+    infrastructure = infrastructure_error(exc)
+    if infrastructure is not None:
+        log.warning("%s: %s", infrastructure.code, exc)
+        return infrastructure.status_code, infrastructure.detail(), infrastructure.headers
     if isinstance(exc, msgspec.DecodeError):  # ValidationError is a DecodeError too
         message, param = describe_decode_error(exc)
         return 400, ErrorDetail(message, "invalid_request_error", param, "invalid_request"), {}
@@ -257,6 +281,50 @@ def detail_for(exc: BaseException) -> tuple[int, ErrorDetail, dict[str, str]]:
         return status, ErrorDetail(str(exc.detail), err_type, None, code), dict(exc.headers or {})
     log.exception("unhandled error", exc_info=exc)
     return 500, ErrorDetail("The server had an internal error; it has been logged.", "server_error"), {}
+
+
+# SQLite's words for a database that is there but cannot be used this moment (held by another writer for
+# longer than the busy timeout, its file or folder unreadable); PostgreSQL's are exception classes.
+_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "unable to open database file",
+                       "disk i/o error", "readonly database")  # fmt: skip
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def infrastructure_error(exc: BaseException) -> GatewayError | None:
+    """A full disk (507) or an unavailable database (503 with Retry-After), else None.
+
+    Both are faults of the machine, not of the request, and both leave nothing half-done: the store writes
+    atomically, and a database statement that could not run changed nothing.
+    """
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return InsufficientStorageError(
+            f"The gateway's disk is full ({exc.strerror}); nothing was stored. Free space and retry."
+        )
+    if isinstance(exc, OperationalError) and not isinstance(exc, IntegrityError):
+        text = str(exc).lower()
+        if "database or disk is full" in text:
+            return InsufficientStorageError(
+                "The database's disk is full; nothing was written. Free space and retry."
+            )
+        if any(words in text for words in _SQLITE_UNAVAILABLE):
+            return DatabaseUnavailableError(f"The database is unavailable for the moment ({exc}); retry.")
+    if isinstance(exc, DBConnectionError | ConnectionError) or _is_postgres_connection_error(exc):
+        return DatabaseUnavailableError(
+            f"The database cannot be reached ({type(exc).__name__}: {exc}); nothing was written; retry."
+        )
+    return None
+
+
+def _is_postgres_connection_error(exc: BaseException) -> bool:
+    """asyncpg's errors for a lost or refused connection (raised as they are, not wrapped by Tortoise)."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency; SQLite-only installs would lack it
+        return False
+    lost = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+            asyncpg.AdminShutdownError)  # fmt: skip
+    closed = isinstance(exc, asyncpg.InterfaceError) and ("closed" in str(exc) or "closing" in str(exc))
+    return isinstance(exc, lost) or closed
 
 
 def _decode_error_behind(exc: BaseException) -> msgspec.DecodeError | None:

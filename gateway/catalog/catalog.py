@@ -89,15 +89,17 @@ class ModelCatalog:
         return Target(engine or self.pool.route(name), name)
 
     async def call(self, target: Target, send: Callable[[Engine], Awaitable[T]]) -> T:
-        """``send(engine)``, retried once after re-loading an adapter the engine has lost."""
-        try:
+        """``send(engine)``, retried once after re-loading an adapter the engine has lost; an adapter is not
+        evicted while its request is being sent (``AdapterRegistry.using``)."""
+        async with self.registry.using(target.engine, target.model):
+            try:
+                return await self._guarded(target.engine, send)
+            except EngineRejected as exc:
+                if exc.status != 404 or self.registry.get(target.model) is None:
+                    raise
+            self.registry.forget(target.engine, target.model)  # evicted (or lost) after it was resolved
+            await self.registry.ensure_loaded(target.engine, target.model)
             return await self._guarded(target.engine, send)
-        except EngineRejected as exc:
-            if exc.status != 404 or self.registry.get(target.model) is None:
-                raise
-        self.registry.forget(target.engine, target.model)
-        await self.registry.ensure_loaded(target.engine, target.model)
-        return await self._guarded(target.engine, send)
 
     async def _guarded(self, engine: Engine, send: Callable[[Engine], Awaitable[T]]) -> T:
         try:

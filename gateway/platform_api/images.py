@@ -109,8 +109,10 @@ class ImageService(EntityService[db.Image, wire.Image]):
                 problems[upload.field] = str(exc)
         if problems:
             raise FieldsInvalidError(problems)
-        stored = [await asyncio.to_thread(self.store.put, data) for data in blobs]
+        stored: list[StoredImage] = []
         try:
+            for data in blobs:  # a full disk on the second file must not leave the first one behind
+                stored.append(await asyncio.to_thread(self.store.put, data))
             rows = await self._records(ws, uploads, stored)
         except BaseException:
             await self._drop_unreferenced({image.sha256 for image in stored})

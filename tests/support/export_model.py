@@ -8,9 +8,12 @@ from typing import Any
 PROMPT = "Classify the image colour. Reply with JSON."
 
 
-def make_adapter(base_dir: Path, out: Path, *, served_name: str = "tiny", seed: int = 0) -> Path:
+def make_adapter(
+    base_dir: Path, out: Path, *, served_name: str = "tiny", seed: int = 0, std: float = 0.05
+) -> Path:
     """A rank-8 LoRA on the language model with random, non-zero B matrices (so merging changes the model),
-    saved as training saves it (``base_model_name_or_path`` = the served name)."""
+    saved as training saves it (``base_model_name_or_path`` = the served name). A larger ``std`` makes
+    adapters that answer visibly differently from each other (the eviction tests tell them apart)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
@@ -23,7 +26,7 @@ def make_adapter(base_dir: Path, out: Path, *, served_name: str = "tiny", seed: 
     model = get_peft_model(base, config)
     for name, param in model.named_parameters():
         if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
+            torch.nn.init.normal_(param, std=std)
     model.peft_config["default"].base_model_name_or_path = served_name
     model.save_pretrained(str(out), save_embedding_layers=False)
     return out

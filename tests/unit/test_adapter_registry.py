@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.engine_client import EngineClient
+from adapters.errors import EngineUnavailable
 from adapters.pool import Engine, EnginePool
 from adapters.registry import AdapterError, AdapterRegistry, parse_adapter_flag
 from tests.fakes import FakeVLLM
@@ -200,3 +201,32 @@ async def test_a_replica_whose_model_list_shows_the_adapter_is_preferred(
         for engine in engines:
             await engine.client.aclose()
         other.stop()
+
+
+async def test_an_adapter_being_sent_with_is_not_evicted_until_its_request_is_accepted(
+    pool: EnginePool, fake_engine: FakeVLLM, tmp_path: Path
+) -> None:
+    registry = registry_with(pool, tmp_path, ["a", "b", "c"], capacity=2)
+    engine = pool.engines[0]
+    await registry.engine_for("a")
+    await registry.engine_for("b")
+    async with registry.using(engine, "a"):  # a is the least recently used, but a request is using it
+        await registry.engine_for("c")
+        assert fake_engine.lora_calls[-2:] == [("unload", "b"), ("load", "c")]
+    async with registry.using(engine, "a"), registry.using(engine, "c"):  # every slot in use: wait
+        waiting = asyncio.create_task(registry.engine_for("b"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)  # a slot was freed when the requests were accepted
+    assert registry.loaded_on(engine) == ["c", "b"]
+
+
+async def test_a_slot_that_stays_in_use_is_a_503(
+    pool: EnginePool, fake_engine: FakeVLLM, tmp_path: Path
+) -> None:
+    registry = registry_with(pool, tmp_path, ["a", "b"], capacity=1)
+    registry.slot_wait_s = 0.1
+    await registry.engine_for("a")
+    async with registry.using(pool.engines[0], "a"):
+        with pytest.raises(EngineUnavailable, match="adapter slots"):
+            await registry.engine_for("b")

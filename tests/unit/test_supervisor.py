@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,31 @@ def test_cpu_engine_gets_a_bounded_kv_cache_unless_the_user_sized_it(monkeypatch
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
     monkeypatch.setattr(supervisor, "is_cpu_build", lambda: False)
     assert "VLLM_CPU_KVCACHE_SPACE" not in spec.environment()
+
+
+def test_an_engine_that_was_serving_restarts_at_once_and_a_crash_loop_backs_off() -> None:
+    from adapters.supervisor import SERVED_LONG_ENOUGH_S, restart_delay
+
+    assert restart_delay(0.0, SERVED_LONG_ENOUGH_S + 1, 30) == 0.0  # killed while serving: no wait
+    assert restart_delay(8.0, 3600.0, 30) == 0.0  # a long healthy run forgets earlier crashes
+    delays, delay = [], 0.0
+    for _ in range(7):  # dies during start-up every time
+        delay = restart_delay(delay, None, 30)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert restart_delay(4.0, SERVED_LONG_ENOUGH_S - 1, 30) == 8  # up only briefly: still a crash loop
+
+
+def test_retry_after_while_restarting_follows_the_last_start_time() -> None:
+    from adapters.engine_client import EngineClient
+    from adapters.pool import Engine, retry_after_s
+
+    sup = VLLMSupervisor(EngineSpec(model="m", served_name="m", port=free_port()))
+    engine = Engine(EngineClient(sup.spec.url), supervisor=sup)
+    assert retry_after_s([engine]) == 5  # never started: no estimate
+    sup.last_start_s, sup.state, sup._spawned_at = 50.0, "starting", time.monotonic() - 20
+    assert retry_after_s([engine]) == 30
+    sup._spawned_at = time.monotonic() - 80  # slower than last time: ask again soon
+    assert retry_after_s([engine]) == 1
+    sup.last_start_s, sup.state = 300.0, "down"
+    assert retry_after_s([engine]) == 60  # capped: the openai SDK honours up to 60 s

@@ -1,0 +1,106 @@
+"""LRU eviction on real vLLM: more adapters than the gateway may keep loaded in the engine.
+
+Our own gateway (``vlmgw serve --engine-url`` to the session's vLLM, so it starts in seconds) serves three
+adapters with random LoRA weights (each answers differently) and may keep one loaded at a time
+(``VLMGW_ADAPTER_CAPACITY=1``). Asked in turn, one after another and then all at once, every adapter gives
+the answer it gave first (its own weights, loaded again after being evicted), the engine never holds
+more than one of them, and no request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.supervisor import free_port
+from tests.integration.conftest import MODEL, GatewayProcess, stop_gateway, wait_healthy
+from tests.support.export_model import make_adapter
+
+pytestmark = pytest.mark.integration
+
+KEY = "eviction-key"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+NAMES = ["evict-a", "evict-b", "evict-c"]
+ADAPTER_STD = 0.5  # random LoRA B matrices this large make each adapter answer differently
+PROMPT = [{"role": "user", "content": "Name three colours."}]
+
+
+@pytest.fixture(scope="module")
+def engine_url(gateway: GatewayProcess) -> str:
+    url: str = httpx.get(gateway.url + "/health").json()["engines"][0]["url"]
+    return url
+
+
+@pytest.fixture(scope="module")
+def small_gateway(
+    tmp_path_factory: pytest.TempPathFactory, engine_url: str, tiny_model_dir: Path
+) -> Iterator[GatewayProcess]:
+    root = tmp_path_factory.mktemp("eviction")
+    made = [make_adapter(tiny_model_dir, root / n, served_name=MODEL, seed=i + 1, std=ADAPTER_STD)
+            for i, n in enumerate(NAMES)]  # fmt: skip
+    adapters = [f"{name}={path}" for name, path in zip(NAMES, made, strict=True)]
+    port = free_port()
+    log_path = root / "gateway.log"
+    env = {**os.environ, "VLMGW_DATA_DIR": str(root / "data"), "VLMGW_ADAPTER_CAPACITY": "1"}
+    cmd = [sys.executable, "-m", "gateway", "serve", "--engine-url", engine_url, "--port", str(port),
+           "--api-key", KEY, *[arg for a in adapters for arg in ("--adapter", a)]]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    gw = GatewayProcess(f"http://127.0.0.1:{port}", proc, log_path, root, tiny_model_dir)
+    try:
+        wait_healthy(gw, 120)
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+def ask(http: httpx.Client, model: str) -> str:
+    body = {"model": model, "messages": PROMPT, "max_tokens": 8, "temperature": 0}
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def ours_loaded(engine_url: str) -> set[str]:
+    served = httpx.get(engine_url + "/v1/models", timeout=10).json()["data"]
+    return {m["id"] for m in served} & set(NAMES)
+
+
+def test_least_recently_used_adapters_are_evicted_and_come_back_with_their_own_weights(
+    small_gateway: GatewayProcess, engine_url: str
+) -> None:
+    http = httpx.Client(base_url=small_gateway.url, headers=HEADERS, timeout=120)
+    first = {name: ask(http, name) for name in NAMES}
+    base = ask(http, MODEL)
+    assert len({*first.values(), base}) >= 3, f"the adapters do not change the answers: {first}, {base}"
+    for name in [*NAMES, *reversed(NAMES), *NAMES]:
+        assert ask(http, name) == first[name], name
+        assert ours_loaded(engine_url) == {name}  # the one just used; the others were unloaded
+    assert small_gateway.log_tail(400).count("unloaded least recently used adapter") >= 9
+
+    async def all_at_once() -> list[tuple[str, int, str]]:
+        async with httpx.AsyncClient(base_url=small_gateway.url, headers=HEADERS, timeout=120) as client:
+
+            async def one(name: str) -> tuple[str, int, str]:
+                body = {"model": name, "messages": PROMPT, "max_tokens": 8, "temperature": 0}
+                response = await client.post("/v1/chat/completions", json=body)
+                ok = response.status_code == 200
+                return (
+                    name,
+                    response.status_code,
+                    response.json()["choices"][0]["message"]["content"] if ok else "",
+                )
+
+            return await asyncio.gather(*(one(name) for name in NAMES * 4))
+
+    results = asyncio.run(all_at_once())
+    assert [status for _, status, _ in results] == [200] * len(results), results
+    assert all(answer == first[name] for name, _, answer in results), results
+    assert len(ours_loaded(engine_url)) <= 1
