@@ -36,6 +36,10 @@ _OTHER_CONTENT: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+# PUT replaces the object: these fields are required there, though the body type is the PATCH one.
+_PUT_REQUIRES = {"/vlm/v2/task/{task_id}": ["name"], "/vlm/v2/dataset/{dataset_id}": ["name"]}
+
+
 def published(schema: dict[str, Any]) -> dict[str, Any]:
     """The framework's document, completed with what the server really answers: every error is OpenAI's
     error shape (``ErrorResponse``, not the framework's default 400 body), binary and event-stream bodies."""
@@ -69,6 +73,9 @@ def published(schema: dict[str, Any]) -> dict[str, Any]:
                 "content": body,
             }
             responses["default"] = {"description": _ERRORS_TEXT, "content": body}
+            if method == "put" and path in _PUT_REQUIRES:
+                content = operation["requestBody"]["content"]["application/json"]
+                content["schema"] = {"allOf": [content["schema"], {"required": _PUT_REQUIRES[path]}]}
             extra = _OTHER_CONTENT.get((path, method))
             if extra is not None:
                 ok = next(code for code in responses if code.startswith("2"))
