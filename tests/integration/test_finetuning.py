@@ -80,6 +80,7 @@ def answers(client: openai.OpenAI, model: str, images: list[tuple[Path, str]]) -
             model=model, messages=[user_turn(path)],  # type: ignore[list-item]
             max_tokens=24, temperature=0, response_format=COLOUR_SCHEMA,  # type: ignore[arg-type]
         )  # fmt: skip
+        assert answer.model == model
         named.append(json.loads(answer.choices[0].message.content or "{}")["color"])
     return named
 
