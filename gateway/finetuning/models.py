@@ -2,11 +2,11 @@
 
 When a fine-tuning job succeeds, ``publish`` (the training service's ``JobPublisher`` for these jobs) copies
 the trainer's adapter to ``ft/<job>/model/`` in the store and each kept checkpoint's adapter to
-``ft/<job>/ckpt-step-<N>/``, registers them with the adapter registry under internal names
-(``ftjob-<hex>``, ``ftjob-<hex>-step-<N>``: names vLLM and the store's ``lora/`` index can carry) and records
-the public names on the job. The names are served at once (the adapter is loaded on first use) and only to
-keys of the job's workspace; for anyone else they do not exist (404). ``delete`` (``DELETE /v1/models/...``)
-unregisters a name and removes its files.
+``ft/<job>/ckpt-step-<N>/``, registers them with the adapter registry under their public names (so answers
+carry the name the client asked for; vLLM takes any adapter name) and records the names on the job. The
+names are served at once (the adapter is loaded on first use) and only to keys of the job's workspace; for
+anyone else they do not exist (404). ``delete`` (``DELETE /v1/models/...``) unregisters a name and removes
+its files.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -31,7 +30,6 @@ from models_store.store import Store, join
 
 log = logging.getLogger("vlmgw.finetuning")
 
-INTERNAL_PREFIX = "ftjob-"
 CHECKPOINT_MARK = ":ckpt-step-"
 
 
@@ -44,17 +42,12 @@ def checkpoint_name(model: str, step: int) -> str:
     return f"{model}{CHECKPOINT_MARK}{step}"
 
 
-def internal_name(job_id: uuid.UUID, step: int | None = None) -> str:
-    return f"{INTERNAL_PREFIX}{job_id.hex}" + (f"-step-{step}" if step is not None else "")
-
-
 @dataclass(frozen=True)
 class Served:
-    """One servable name of a job: the public name, its adapter's store key and internal name."""
+    """One servable name of a job (also its adapter's name in the registry) and its adapter's store key."""
 
     name: str
     key: str
-    internal: str
     created: int
 
 
@@ -63,9 +56,9 @@ def served_names(job: db.FineTuningJob) -> list[Served]:
     if not job.fine_tuned_model:
         return []
     finished = int(job.created.timestamp())
-    out = [Served(job.fine_tuned_model, f"ft/{job.id}/model", internal_name(job.id), finished)]
+    out = [Served(job.fine_tuned_model, f"ft/{job.id}/model", finished)]
     for ckpt in job.checkpoints or []:
-        out.append(Served(ckpt["name"], ckpt["key"], internal_name(job.id, ckpt["step"]), ckpt["created"]))
+        out.append(Served(ckpt["name"], ckpt["key"], ckpt["created"]))
     gone = set(job.deleted_models or [])
     return [s for s in out if s.name not in gone]
 
@@ -80,7 +73,7 @@ class FineTunedModels:
 
     # -- ModelKind ----------------------------------------------------------------------------------------
     def claims(self, model: str) -> bool:
-        return model.startswith("ft:") or model.startswith(INTERNAL_PREFIX)
+        return model.startswith("ft:")
 
     async def adapter_for(self, model: str, workspace: Workspace) -> str:
         job = await self._job_of(model)
@@ -90,11 +83,11 @@ class FineTunedModels:
         if served is None:
             raise ModelNotFoundError(model)
         await self._ensure_registered(served)
-        return served.internal
+        return served.name
 
     async def visible(self, cards: list[ModelCard], workspace: Workspace) -> list[ModelCard]:
-        """Internal names never show; the workspace's fine-tuned models and checkpoints do."""
-        kept = [c for c in cards if not c.id.startswith(INTERNAL_PREFIX)]
+        """Other workspaces' ``ft:`` names never show; the workspace's models and checkpoints do."""
+        kept = [c for c in cards if not c.id.startswith("ft:")]
         jobs = await db.FineTuningJob.filter(workspace_id=workspace, fine_tuned_model__not_isnull=True)
         for job in jobs:
             for served in served_names(job):
@@ -104,12 +97,10 @@ class FineTunedModels:
 
     async def _job_of(self, model: str) -> db.FineTuningJob | None:
         name = model.split(CHECKPOINT_MARK, 1)[0]
-        if not name.startswith("ft:"):
-            return None  # internal names are not for clients
         return await db.FineTuningJob.filter(fine_tuned_model=name).first()
 
     async def _ensure_registered(self, served: Served) -> None:
-        if self.registry.get(served.internal) is not None:
+        if self.registry.get(served.name) is not None:
             return
         try:
             path = await asyncio.to_thread(self.store.materialise_dir, served.key)
@@ -118,7 +109,7 @@ class FineTunedModels:
             raise ModelNotFoundError(served.name) from None
         if not (path / "adapter_config.json").is_file():
             raise ModelNotFoundError(served.name)
-        self.registry.register(served.internal, path, base_model=self.base)
+        self.registry.register(served.name, path, base_model=self.base)
 
     # -- JobPublisher --------------------------------------------------------------------------------------
     async def claims_job(self, job: db.TrainingJob) -> bool:
@@ -132,15 +123,15 @@ class FineTunedModels:
         metrics = await _step_metrics(job.id)
         checkpoints: list[dict[str, Any]] = []
         try:
-            await self._copy(join(output_key, "adapter"), f"ft/{ft.id}/model", internal_name(ft.id))
+            await self._copy(join(output_key, "adapter"), f"ft/{ft.id}/model", name)
             for step in await asyncio.to_thread(self._kept_steps, output_key):
                 key = f"ft/{ft.id}/ckpt-step-{step}"
                 source = join(output_key, "checkpoints", f"step-{step:07d}")
-                await self._copy(source, key, internal_name(ft.id, step))
+                await self._copy(source, key, checkpoint_name(name, step))
                 named = {"step": step, "name": checkpoint_name(name, step), "key": key, "created": now}
                 checkpoints.append({**named, "metrics": metrics.get(step, {"step": step})})
         except BaseException:
-            await self.forget(ft)
+            await self.forget(ft, name)
             raise
         tokens = max((m.get("trained_tokens", 0) for m in metrics.values()), default=0)
         await db.FineTuningJob.filter(id=ft.id).update(
@@ -152,12 +143,12 @@ class FineTunedModels:
         await _event(job.id, "The job has successfully completed")
         await asyncio.to_thread(self.store.delete_prefix, output_key)  # optimizer states are not needed
 
-    async def _copy(self, source: str, target: str, internal: str) -> None:
+    async def _copy(self, source: str, target: str, served: str) -> None:
         await asyncio.to_thread(self.store.copy_prefix, source, target, frozenset({"trainer_state.pt"}))
         pointer = {"key": target, "base_model": self.base}  # for engines that resolve adapters from the store
-        await asyncio.to_thread(self.store.write, f"lora/{internal}.json", msgspec.json.encode(pointer))
+        await asyncio.to_thread(self.store.write, f"lora/{served}.json", msgspec.json.encode(pointer))
         path = await asyncio.to_thread(self.store.materialise_dir, target)
-        self.registry.register(internal, path, base_model=self.base)
+        self.registry.register(served, path, base_model=self.base)
 
     def _kept_steps(self, output_key: str) -> list[int]:
         prefix = join(output_key, "checkpoints")
@@ -168,14 +159,12 @@ class FineTunedModels:
                 steps.add(int(folder[5:]))
         return sorted(steps)
 
-    async def forget(self, ft: db.FineTuningJob) -> None:
+    async def forget(self, ft: db.FineTuningJob, name: str) -> None:
         """Unregister and remove every adapter of a job (after a failed publication)."""
-        for internal in [
-            n for n in (a.name for a in self.registry.adapters()) if n.startswith(internal_name(ft.id))
-        ]:
-            self.registry.unregister(internal)
+        for served in [a.name for a in self.registry.adapters() if a.name.startswith(name)]:
+            self.registry.unregister(served)
         for key in await asyncio.to_thread(self.store.keys, "lora"):
-            if Path(key).name.startswith(internal_name(ft.id)):
+            if key.removeprefix("lora/").startswith(name):
                 await asyncio.to_thread(self.store.delete, key)
         await asyncio.to_thread(self.store.delete_prefix, f"ft/{ft.id}")
 
@@ -191,9 +180,9 @@ class FineTunedModels:
         served = next((s for s in served_names(job) if s.name == model), None)
         if served is None:
             raise ModelNotFoundError(model)
-        if self.registry.get(served.internal) is not None:
-            self.registry.unregister(served.internal)
-        await asyncio.to_thread(self.store.delete, f"lora/{served.internal}.json")
+        if self.registry.get(served.name) is not None:
+            self.registry.unregister(served.name)
+        await asyncio.to_thread(self.store.delete, f"lora/{served.name}.json")
         await asyncio.to_thread(self.store.delete_prefix, served.key)
         job.deleted_models = [*(job.deleted_models or []), model]
         await job.save(update_fields=["deleted_models"])
