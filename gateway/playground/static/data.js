@@ -288,7 +288,10 @@ export class DataView {
         box.replaceChildren(jobView(job, events.results || events.data || []));
         if (["succeeded", "failed", "cancelled"].includes(job.status)) {
           this.stopPolling();
-          if (job.status === "succeeded" && box.dataset.seenRunning) await this.showTask(this.task.id);
+          if (job.status === "succeeded" && box.dataset.seenRunning) {
+            await this.showTask(this.task.id);
+            await this.loadTasks(); // the list shows the new production version
+          }
         } else {
           box.dataset.seenRunning = "1";
         }
