@@ -115,8 +115,10 @@ class EngineClient:
         return body
 
     @asynccontextmanager
-    async def stream_lines(self, path: str, payload: bytes) -> AsyncIterator[AsyncIterator[str]]:
-        """Open a streaming POST; errors before the first byte raise, then lines are yielded as they come."""
+    async def stream_events(self, path: str, payload: bytes) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open a streaming POST; errors before the first byte raise, then server-sent events are yielded
+        as bytes: each item is one or more whole events (``data: ...\\n\\n``), as many as had arrived, so
+        a relay can pass them on without splitting lines or decoding text. Line ends become ``\\n``."""
         try:
             resp = await self._http().post(path, data=payload, headers=JSON_HEADERS)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -125,16 +127,25 @@ class EngineClient:
             if resp.status >= 400:
                 body = await resp.read()
                 raise engine_error_from_response(resp.status, body, self.base_url)
-            yield self._lines(resp)
+            yield self._events(resp)
         finally:
             resp.release()
 
-    async def _lines(self, resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    async def _events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        pending = b""
         try:
-            async for raw in resp.content:
-                yield raw.decode("utf-8").rstrip("\r\n")
+            async for data in resp.content.iter_any():
+                pending += data
+                if b"\r" in pending:
+                    pending = pending.replace(b"\r\n", b"\n")
+                cut = pending.rfind(b"\n\n")
+                if cut >= 0:
+                    yield pending[: cut + 2]
+                    pending = pending[cut + 2 :]
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc) from exc
+        if pending.strip():
+            yield pending + b"\n\n"
 
     async def is_healthy(self, timeout_s: float = 2.0) -> bool:
         try:

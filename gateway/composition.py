@@ -6,7 +6,8 @@ dependency order, lowest first:
     model store -> engines -> pool -> adapter registry -> model catalog (with the trained-task-model kind)
     fetcher -> image service -> media pipeline
     catalog + media + structured output -> chat service
-    task models + chat -> version publisher -> training service -> platform services -> task inference
+    task models + chat -> version publisher (recognition's, around the VLM one) -> training service
+    -> platform services -> task inference -> recognition API (tasks, labels, images, training, classify)
     settings -> export service (trained versions' files on disk; its own child processes)
 
 ``running_services`` opens the database and starts the engines (it is the app's lifespan's body) and yields
@@ -34,7 +35,7 @@ from adapters.registry import AdapterRegistry
 from gateway.catalog import ModelCatalog, TaskModels
 from gateway.db.connection import open_database
 from gateway.db.keys import ensure_defaults
-from gateway.engines import Say, build_engines, engine_metrics, media_via_files
+from gateway.engines import Say, build_engines, engine_enforces_grammars, engine_metrics, media_via_files
 from gateway.exports.controllers import ExportController
 from gateway.exports.service import ExportService, build_export_service
 from gateway.jobs.leases import JobLeases
@@ -52,6 +53,11 @@ from gateway.platform_api.variables import VariableService
 from gateway.predictions.controllers import PredictionController
 from gateway.predictions.service import PredictionService
 from gateway.predictions.setup import PlatformServices, Predictions, build_predictions
+from gateway.recognition.api import RecognitionApi
+from gateway.recognition.classifier import Classifier
+from gateway.recognition.controllers import RECOGNITION_CONTROLLERS
+from gateway.recognition.publication import RecognitionPublisher
+from gateway.recognition.setup import build_recognition
 from gateway.settings import Settings
 from gateway.structured.service import StructuredOutputService
 from gateway.system.controllers import SystemController
@@ -63,7 +69,7 @@ from models_store.image_store import ImageStore
 from models_store.store import open_store
 
 ROUTES = [ChatController, ModelsController, SystemController, *PLATFORM_CONTROLLERS, SampleController,
-          TrainingController, PredictionController, ExportController]  # fmt: skip
+          TrainingController, PredictionController, ExportController, *RECOGNITION_CONTROLLERS]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class Services:
     prediction_service: PredictionService
     predictions: Predictions  # the predictions API's background loops (batch runner, callbacks)
     export_service: ExportService
+    recognition: RecognitionApi  # Ximilar's /recognition/v2 (gateway.recognition)
 
 
 def _provider(name: str) -> Callable[[State], Any]:
@@ -152,7 +159,9 @@ def _build(
     image_store = ImageStore(store, max_pixels=settings.media_image_max_pixels)
     images = ImageService(image_store, fetcher, settings.media_image_max_bytes)
     media = MediaPipeline.from_settings(settings, handoff_folder=handoff, fetcher=fetcher, stored=images)
-    structured = StructuredOutputService(metrics, settings.structured_cache_size)
+    structured = StructuredOutputService(
+        metrics, settings.structured_cache_size, grammars=engine_enforces_grammars(settings)
+    )
     chat = ChatService(catalog, metrics, media, structured)
     launch, base_model_dir = training_backend(settings, store)  # local children, or Ray jobs
     training = TrainingService(
@@ -162,7 +171,7 @@ def _build(
         image_root=image_store,
         base_model_dir=base_model_dir,  # the engine's base model (--model)
         served_base_name=served_base,
-        publisher=VersionPublisher(task_models, chat.complete),
+        publisher=RecognitionPublisher(VersionPublisher(task_models, chat.complete), Classifier(chat)),
         say=say,
         max_jobs=settings.training_max_jobs,
     )
@@ -178,5 +187,6 @@ def _build(
         variable_service=variable_service, sample_service=sample_service,
         task_inference=TaskInference(chat, served_base), prediction_service=predictions.service,
         predictions=predictions, export_service=build_export_service(settings, store),
+        recognition=build_recognition(settings, task_service, images, training, chat, fetcher),
     )  # fmt: skip
     return services, media

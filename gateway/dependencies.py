@@ -21,11 +21,13 @@ from litestar.params import Parameter, SkipValidation
 from gateway.db.keys import Principal
 from gateway.db.models import Workspace
 from gateway.errors import FieldsInvalidError, NotFoundError
-from gateway.platform_api.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
+from gateway.platform_api.common import DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, PageRequest
 
-PageNo = Annotated[int, Parameter(ge=1, description="1-based page number")]
+PageNo = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="1-based page number")]
 PageSize = Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="results per page")]
-WorkspaceQ = Annotated[str | None, Parameter(description="act in this workspace (id) instead of the key's")]
+WorkspaceQ = Annotated[
+    uuid.UUID | None, Parameter(description="act in this workspace (id) instead of the key's")
+]
 
 # What handlers declare (documented parameters come from the providers' signatures).
 Ws = NamedDependency[SkipValidation[uuid.UUID]]

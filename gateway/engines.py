@@ -47,6 +47,17 @@ def media_via_files(settings: Settings) -> bool:
     return settings.media_handoff == "file"
 
 
+GRAMMAR_BACKENDS = ("xgrammar", "guidance")
+
+
+def engine_enforces_grammars(settings: Settings) -> bool:
+    """Whether the engines' structured-output backend enforces grammars: vLLM's outlines backend refuses
+    them. The backend is ``structured_backend`` unless the engine arguments name their own (then trusted)."""
+    if any(a.startswith("--structured-outputs-config") for a in settings.engine_args):
+        return True
+    return settings.structured_backend in GRAMMAR_BACKENDS
+
+
 def structured_backend_args(settings: Settings) -> list[str]:
     """vLLM flags for the structured-output backend, unless the user passed their own after ``--``."""
     if any(a.startswith("--structured-outputs-config") for a in settings.engine_args):

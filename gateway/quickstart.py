@@ -96,7 +96,8 @@ def run_demo(settings: Settings, url: str, key: str, training: bool = True) -> N
 
 
 def first_key(settings: Settings) -> str:
-    """Create an API key on the gateway's database (admin user, ``default`` workspace) and print it.
+    """Create an API key on the gateway's database (user ``user``, not an admin; ``default`` workspace) and
+    print it.
 
     Every quick start makes a new key (the stored ones are hashed, so an old one cannot be shown again);
     ``vlmgw keys list`` / ``revoke`` manage them.

@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, kw_only=True):
     # capped at media_decode_memory_bytes of address space (0: no cap); "thread" runs them in-process.
     media_decode_isolation: Literal["process", "thread"] = "process"
     media_decode_memory_bytes: int = 4 * 1024**3
+    media_decode_timeout_s: float = 60.0  # one decode job's time limit (a video's frames), 0: none
     # Fetching http(s) media: time-outs, redirects, and trusted hosts/networks the SSRF guard lets through.
     media_fetch_allow: list[str] = msgspec.field(default_factory=list)
     media_fetch_connect_timeout_s: float = 3.0

@@ -26,10 +26,16 @@ from tortoise.models import Model
 SAMPLE_TYPES = ("single", "multi_random", "multi_ordered")
 
 
+# ``owner``: the user who created it; another user joins it only by an explicit grant (``vlmgw keys grant``).
+# The built-in ``default`` workspace has no owner: it is the shared one of a single-user machine.
 class Workspace(Model):
     id = fields.UUIDField(primary_key=True)
     name = fields.CharField(max_length=200)
     created = fields.DatetimeField(auto_now_add=True)
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="owned_workspaces", null=True, on_delete=fields.SET_NULL
+    )
+    owner_id: uuid.UUID | None
 
     class Meta:
         table = "workspace"
@@ -428,3 +434,87 @@ class ExportJob(Model):
 
     class Meta:
         table = "export_job"
+
+
+# ---- Image recognition (gateway/recognition, Ximilar's /recognition/v2) -----------------------------------
+# A recognition task is a platform task (the same id: its jobs, events and versions are the VLM training
+# ones) with a type and a set of labels. Labels and training images live in the workspace on their own and
+# are connected to tasks and to each other; a training image is a stored ``Image``.
+class RecognitionTask(Model):
+    id = fields.UUIDField(primary_key=True)
+    task: fields.OneToOneRelation[Task] = fields.OneToOneField(
+        "models.Task", related_name="recognition", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="recognition_tasks", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    type = fields.CharField(max_length=16, default="multi_class")
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "recognition_task"
+
+
+class RecognitionLabel(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="recognition_labels", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "recognition_label"
+
+
+class RecognitionTaskLabel(Model):
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[RecognitionTask] = fields.ForeignKeyField(
+        "models.RecognitionTask", related_name="label_links", on_delete=fields.CASCADE
+    )
+    task_id: uuid.UUID
+    label: fields.ForeignKeyRelation[RecognitionLabel] = fields.ForeignKeyField(
+        "models.RecognitionLabel", related_name="task_links", on_delete=fields.CASCADE
+    )
+    label_id: uuid.UUID
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "recognition_task_label"
+        unique_together = (("task", "label"),)
+
+
+class TrainingImage(Model):
+    id = fields.UUIDField(primary_key=True)
+    workspace: fields.ForeignKeyRelation[Workspace] = fields.ForeignKeyField(
+        "models.Workspace", related_name="training_images", on_delete=fields.NO_ACTION
+    )
+    workspace_id: uuid.UUID
+    image: fields.ForeignKeyRelation[Image] = fields.ForeignKeyField(
+        "models.Image", related_name="training_images", on_delete=fields.NO_ACTION
+    )
+    image_id: uuid.UUID
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "training_image"
+
+
+class TrainingImageLabel(Model):
+    id = fields.IntField(primary_key=True)
+    image: fields.ForeignKeyRelation[TrainingImage] = fields.ForeignKeyField(
+        "models.TrainingImage", related_name="label_links", on_delete=fields.CASCADE
+    )
+    image_id: uuid.UUID
+    label: fields.ForeignKeyRelation[RecognitionLabel] = fields.ForeignKeyField(
+        "models.RecognitionLabel", related_name="image_links", on_delete=fields.CASCADE
+    )
+    label_id: uuid.UUID
+
+    class Meta:
+        table = "training_image_label"
+        unique_together = (("image", "label"),)

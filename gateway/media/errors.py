@@ -54,3 +54,16 @@ class MediaNotFound(MediaError):
     """A stored-image reference (``image://ID``) that does not exist in the caller's workspace."""
 
     default_code = "media_not_found"
+
+
+class MediaFileMissing(MediaError):
+    """A stored image whose record exists but whose file is gone from the model store (410: it was there)."""
+
+    status_code = 410
+    default_code = "media_file_missing"
+
+
+class MediaDecodeTimeout(MediaError):
+    """Decoding (a video, most likely) ran past ``media_decode_timeout_s``."""
+
+    default_code = "media_decode_timeout"

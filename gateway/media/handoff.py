@@ -12,13 +12,14 @@ crashed or abandoned request left behind.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
 import time
 import uuid
 from pathlib import Path
+
+import pybase64
 
 log = logging.getLogger("vlmgw.media")
 
@@ -34,9 +35,11 @@ class HandoffBatch:
         self.folder = folder
         self.paths: list[Path] = []
 
-    def put(self, data: bytes, mime: str) -> str:
+    def put(self, data: bytes, mime: str, data_uri: str | None = None) -> str:
+        """The URL the engine reads ``data`` from; ``data_uri``: ``data`` already as a data: URI of type
+        ``mime``, when at hand (an unchanged image that came as one), so it is not encoded again."""
         if self.folder is None:
-            return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            return data_uri or f"data:{mime};base64,{pybase64.b64encode(data).decode('ascii')}"
         path = self.folder / f"{uuid.uuid4().hex}{EXTENSIONS.get(mime, '.bin')}"
         self.paths.append(path)
         path.write_bytes(data)

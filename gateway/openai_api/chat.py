@@ -1,15 +1,18 @@
 """The chat-completions service: route the model, call the engine, relay or return OpenAI-shaped answers.
 
-Streams are relayed chunk by chunk as the engine sends them: each SSE event is decoded into the OpenAI chunk
-type (dropping vLLM-only fields), re-encoded and yielded at once. The engine is always asked for usage so
-that token metrics are complete; the usage chunk reaches the client only when it asked for it. An error after
-the stream began ends the stream with an error event and ``[DONE]``.
+Streams are relayed as the engine sends them, each event as cheaply as it allows (``StreamRelay``): byte for
+byte when nothing in it must change, with a byte-level model-name swap when only that differs, decoded
+into the OpenAI chunk type and encoded again only for usage, structured-output checks and the unexpected.
+The engine is always asked for usage so that token metrics are complete; the usage chunk reaches the client
+only when it asked for it. An error after the stream began ends the stream with an error event and
+``[DONE]``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -37,6 +40,7 @@ log = logging.getLogger("vlmgw.chat")
 _encode = msgspec.json.Encoder().encode
 _decode_chunk = msgspec.json.Decoder(ChatCompletionChunk).decode
 _decode_completion = msgspec.json.Decoder(ChatCompletion).decode
+_MODEL_FIELD = re.compile(rb'"model":"(?:[^"\\]|\\.)*"')
 
 
 class ChatService:
@@ -94,74 +98,126 @@ class ChatService:
         body = _encode(upstream) if plan is None else self.structured.upstream_body(upstream, plan)
         watch = None if plan is None else self.structured.watch(plan)
 
-        async def open_stream(engine: Engine) -> tuple[AbstractAsyncContextManager[Any], AsyncIterator[str]]:
-            stream_cm = engine.client.stream_lines("/v1/chat/completions", body)
+        async def open_stream(
+            engine: Engine,
+        ) -> tuple[AbstractAsyncContextManager[Any], AsyncIterator[bytes]]:
+            stream_cm = engine.client.stream_events("/v1/chat/completions", body)
             return stream_cm, await stream_cm.__aenter__()
 
         target.engine.inflight += 1
         try:
-            stream_cm, lines = await self.catalog.call(target, open_stream)
+            stream_cm, events = await self.catalog.call(target, open_stream)
         except BaseException:
             target.engine.inflight -= 1
             media.release()
             raise
         wants_usage = req.stream_options is not None and req.stream_options.include_usage
-        return self._relay(target, stream_cm, lines, wants_usage, media, watch)
+        relay = StreamRelay(target.model, wants_usage, self.metrics, watch)
+        return self._relay(target, stream_cm, events, relay, media)
 
     async def _relay(
         self,
         target: Target,
         stream_cm: AbstractAsyncContextManager[Any],
-        lines: AsyncIterator[str],
-        wants_usage: bool,
+        events: AsyncIterator[bytes],
+        relay: StreamRelay,
         media: PreparedMedia,
-        watch: StreamWatch | None = None,
     ) -> AsyncIterator[bytes]:
+        done = False
         try:
-            async for line in lines:
-                if not line.startswith("data:"):
+            async for block in events:  # read to the end even after [DONE], so the connection is reused
+                if done:
                     continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                out = self._relay_event(data, target.model, wants_usage, watch)
-                if out is not None:
-                    yield out
+                out, done = relay.block(block)
+                for event in out:  # one write per event, as the engine produced them
+                    yield event
         except EngineFault as exc:
             if isinstance(exc, EngineUnavailable):
                 self.catalog.engine_failed(target.engine, exc.message)
             log.warning("stream from %s broke: %s", target.engine.url, exc.message)
             yield sse(_encode(ErrorResponse(detail_for(exc)[1])))
         else:
-            invalid = watch.error() if watch is not None else None
+            invalid = relay.watch.error() if relay.watch is not None else None
             if invalid is not None:  # a constrained answer that breaks its constraint: say so before [DONE]
                 yield sse(_encode(invalid))
+            else:
+                for finishing in relay.held:  # its finishing chunks, once the answer is checked
+                    yield finishing
         finally:
             target.engine.inflight -= 1
             media.release()
             await stream_cm.__aexit__(None, None, None)
         yield DONE
 
-    def _relay_event(
-        self, data: str, model: str, wants_usage: bool, watch: StreamWatch | None = None
-    ) -> bytes | None:
+
+class StreamRelay:
+    """Turns the engine's server-sent events into the client's, as cheaply as each event allows.
+
+    - Raw: an event that names the model the client gets, carries no usage and needs no structured check
+      goes on byte for byte (no JSON decode or encode). This is almost every event of a stream.
+    - Renamed: the same with another model name: the top-level ``"model"`` value is replaced in the bytes.
+      Inside JSON strings quotes are escaped, so ``"model":"`` can only be a key; the first one in a chunk
+      is the chunk's own (vLLM writes ``id, object, created, model`` before the choices).
+    - Decoded: the usage event (recorded in the metrics; dropped unless the client asked for usage), every
+      event of a structured stream (watched for the constraint) and anything unexpected are decoded into
+      the OpenAI chunk type and encoded again, which also drops vLLM-only fields.
+    """
+
+    def __init__(self, model: str, wants_usage: bool, metrics: Metrics, watch: StreamWatch | None) -> None:
+        self.model = model
+        self.model_field = b'"model":' + _encode(model)
+        self.wants_usage = wants_usage
+        self.metrics = metrics
+        self.watch = watch
+        self.held: list[bytes] = []  # a constrained stream's finishing chunks, sent once it is checked
+
+    def block(self, block: bytes) -> tuple[list[bytes], bool]:
+        """The client's events for one or more whole engine events, and whether ``[DONE]`` was among them."""
+        out: list[bytes] = []
+        for event in block.split(b"\n\n"):
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return out, True
+                relayed = self.event(data)
+                if relayed is not None:
+                    out.append(relayed)
+        return out, False
+
+    def event(self, data: bytes) -> bytes | None:
+        if self.watch is None and b'"usage":{' not in data:
+            if self.model_field in data:
+                return b"data: " + data + b"\n\n"
+            renamed, found = _MODEL_FIELD.subn(lambda _m: self.model_field, data, count=1)
+            if found:
+                return b"data: " + renamed + b"\n\n"
+        return self.decoded(data)
+
+    def decoded(self, data: bytes) -> bytes | None:
         try:
             chunk = _decode_chunk(data)
         except msgspec.ValidationError:
-            return sse(data.encode())  # an error event from the engine: pass it on as it is
-        chunk.model = model
-        if watch is not None:
-            watch.see(chunk)
+            return sse(data)  # an error event from the engine: pass it on as it is
+        chunk.model = self.model
+        hold = self.watch.see(chunk) if self.watch is not None else False  # its finishing chunk and after
         if chunk.usage is not None and not chunk.choices:
-            self.metrics.record_usage(model, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-            if not wants_usage:
+            self.metrics.record_usage(self.model, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            if not self.wants_usage:
                 return None
+        if hold:
+            self.held.append(sse(_encode(chunk)))
+            return None
         return sse(_encode(chunk))
 
 
 def _for_engine(req: ChatCompletionRequest, target: Target) -> ChatCompletionRequest:
-    """The request with the model name the engine knows (a task model's adapter, say)."""
-    return req if req.model == target.model else msgspec.structs.replace(req, model=target.model)
+    """The request with the model name the engine knows (a task model's adapter, say) and without the
+    gateway's ``workspace`` selector."""
+    if req.model == target.model and req.workspace is None:
+        return req
+    return msgspec.structs.replace(req, model=target.model, workspace=None)
 
 
 def _ws(workspace: Workspace) -> str | None:

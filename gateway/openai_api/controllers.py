@@ -1,6 +1,7 @@
 """HTTP routes of the OpenAI-compatible API: thin wrappers around one service call each.
 
-Requests act in the key's default workspace (where ``image://ID`` parts and task models are found)."""
+Requests act in the key's default workspace (where ``image://ID`` parts and task models are found), or in the
+one a ``workspace`` query parameter (or, in a chat body, a ``workspace`` field) names, as on ``/vlm/v2``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 
 from gateway.auth import require_api_key
 from gateway.catalog import ModelCatalog
-from gateway.dependencies import Caller
+from gateway.dependencies import Ws
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 from gateway.openai_api.streaming import EventStream
@@ -32,11 +33,11 @@ class ChatController(Controller):
         self,
         data: JSONBody[ChatCompletionRequest],
         chat_service: NamedDependency[ChatService],
-        principal: Caller,
+        ws: Ws,
     ) -> ChatCompletion | EventStream:
         if data.stream:
-            return EventStream(await chat_service.stream(data, principal.default_workspace))
-        return await chat_service.complete(data, principal.default_workspace)
+            return EventStream(await chat_service.stream(data, ws))
+        return await chat_service.complete(data, ws)
 
 
 class ModelsController(Controller):
@@ -45,11 +46,11 @@ class ModelsController(Controller):
     tags = ["OpenAI"]  # noqa: RUF012
 
     @get("/", summary="List models: base models and loaded adapters (with `parent`)")
-    async def list_models(self, catalog: NamedDependency[ModelCatalog], principal: Caller) -> ModelList:
-        return await catalog.list_for(principal.default_workspace)
+    async def list_models(self, catalog: NamedDependency[ModelCatalog], ws: Ws) -> ModelList:
+        return await catalog.list_for(ws)
 
     @get("/{model_id:path}", summary="Retrieve one model")
     async def get_model(
-        self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], principal: Caller
+        self, model_id: FromPath[str], catalog: NamedDependency[ModelCatalog], ws: Ws
     ) -> ModelCard:
-        return await catalog.get_for(model_id.lstrip("/"), principal.default_workspace)
+        return await catalog.get_for(model_id.lstrip("/"), ws)

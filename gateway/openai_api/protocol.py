@@ -7,6 +7,7 @@ Responses and stream chunks mirror OpenAI's shapes exactly; fields that only vLL
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -24,6 +25,11 @@ class ImageUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 VideoMode = Literal["frames", "native"]
 FrameCount = Annotated[int, Meta(ge=1, le=1024)]
+# Every integer a request carries is bounded, so a huge number is a 400 naming the field, never an overflow
+# further down (the engine's 64-bit sampling fields, database columns).
+TokenCount = Annotated[int, Meta(ge=1, le=1_000_000)]
+Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Length = Annotated[int, Meta(ge=0, le=1_000_000)]
 FramesPerSecond = Annotated[float, Meta(gt=0.0, le=120.0)]
 Seconds = Annotated[float, Meta(ge=0.0)]
 
@@ -187,8 +193,8 @@ class TemplateVariable(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     min_value: int | float | None = None
     max_value: int | float | None = None
     step_size: int | float | None = None
-    min_length: Annotated[int, Meta(ge=0)] | None = None
-    max_length: Annotated[int, Meta(ge=0)] | None = None
+    min_length: Length | None = None
+    max_length: Length | None = None
     default_value: Any = None
 
 
@@ -202,13 +208,13 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
 
     model: Annotated[str, Meta(min_length=1)]
     messages: Annotated[list[Message], Meta(min_length=1)]
-    max_tokens: Annotated[int, Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Probability | None = None
     n: Annotated[int, Meta(ge=1, le=128)] = 1
     stop: Annotated[str, Meta(min_length=1)] | StopList | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     logprobs: bool | None = None
@@ -222,10 +228,10 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     store: bool | None = None
     metadata: dict[str, str] | None = None
     # vLLM sampling extensions (send with the openai client's `extra_body`).
-    top_k: Annotated[int, Meta(ge=-1)] | None = None
+    top_k: Annotated[int, Meta(ge=-1, le=1_000_000)] | None = None
     min_p: Probability | None = None
     repetition_penalty: Annotated[float, Meta(gt=0.0)] | None = None
-    min_tokens: Annotated[int, Meta(ge=0)] | None = None
+    min_tokens: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
     # Gateway extension (send with `extra_body`): default sampling for every `video_url` part of the request.
     video_options: VideoOptions | None = None
     # Structured output: vLLM's extension, and the legacy fields the gateway translates (never passes on).
@@ -240,6 +246,9 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=True, omit_def
     template_format: Literal["json", "yaml", "xml", "csv", "text"] | None = None
     max_retries: Annotated[int, Meta(ge=0, le=5)] | None = None
     confidence: bool | None = None
+    # Gateway extension: act in this workspace (an id the key's user may use) instead of the key's default;
+    # read by the workspace dependency, never sent to the engine.
+    workspace: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         if self.top_logprobs and not self.logprobs:

@@ -23,6 +23,9 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000  # page * page_size stays far inside the database's 64-bit integers
+# The largest integer a request may store: database integer columns are 32-bit on PostgreSQL.
+MAX_DB_INT = 2_147_483_647
 
 
 @dataclass(frozen=True)

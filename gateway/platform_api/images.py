@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ from tortoise.transactions import in_transaction
 from gateway.db import models as db
 from gateway.db.render import from_row
 from gateway.errors import ConflictError, FieldsInvalidError
-from gateway.media.errors import MediaError
+from gateway.media.errors import MediaError, MediaFileMissing
 from gateway.media.fetch import Fetcher
 from gateway.media.pipeline import decode_data_uri
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.common import EntityService, Page, PageRequest, get_in_workspace, paginate
 from models_store.image_store import ImageRejected, ImageStore, StoredImage, inspect_image
+
+log = logging.getLogger("vlmgw.images")
 
 MIME = {
     "JPEG": "image/jpeg",
@@ -67,8 +70,7 @@ class ImageService(EntityService[db.Image, wire.Image]):
     async def file(self, ws: uuid.UUID, image_id: uuid.UUID) -> tuple[bytes, str]:
         """The image's bytes and media type."""
         row = await get_in_workspace(db.Image, image_id, ws, "Image")
-        data = await asyncio.to_thread(self.store.read, row.sha256)
-        return data, MIME.get(row.format, "application/octet-stream")
+        return await self._bytes_of(row), MIME.get(row.format, "application/octet-stream")
 
     async def read(self, image_id: str, workspace: str | None) -> bytes:
         """``StoredImages`` for the media step (``image://ID`` in chat); ``KeyError`` when not there."""
@@ -80,7 +82,19 @@ class ImageService(EntityService[db.Image, wire.Image]):
             raise KeyError(image_id) from None
         if row is None:
             raise KeyError(image_id)
-        return await asyncio.to_thread(self.store.read, row.sha256)
+        return await self._bytes_of(row)
+
+    async def _bytes_of(self, row: db.Image) -> bytes:
+        """The stored file of an image record; a file gone from the store (deleted by hand, a store that
+        lost it) is a 410 ``media_file_missing`` and an error in the log, not a 500."""
+        try:
+            return await asyncio.to_thread(self.store.read, row.sha256)
+        except FileNotFoundError:
+            log.error("image %s (workspace %s): its file %s is missing from the store", row.id,
+                      row.workspace_id, row.sha256)  # fmt: skip
+            raise MediaFileMissing(
+                f"the file of stored image {row.id} is missing from the model store; upload the image again"
+            ) from None
 
     async def upload(self, ws: uuid.UUID, uploads: Sequence[Upload]) -> list[wire.Image]:
         """Store every upload (all are checked before any row is written) and return the new records."""

@@ -20,11 +20,11 @@ from msgspec import Meta
 from finetune.examples import fill_prompt
 from gateway.catalog.names import version_model_name
 from gateway.db import models as db
-from gateway.errors import BadRequestError, FieldsInvalidError
+from gateway.errors import BadRequestError, ConflictError, FieldsInvalidError
 from gateway.openai_api.chat import ChatService
 from gateway.openai_api.protocol import ChatCompletionRequest, Usage
-from gateway.platform_api.common import get_in_workspace
-from gateway.training.data import dataset_template
+from gateway.platform_api.common import MAX_DB_INT, get_in_workspace
+from gateway.training.data import dataset_template, missing_variables
 
 
 class ImageRecord(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -38,7 +38,7 @@ class ImageRecord(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 class PredictRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     images: Annotated[list[ImageRecord], Meta(min_length=1, max_length=10)]
     input_meta_data: dict[str, Any] = msgspec.field(default_factory=dict)
-    version: Annotated[int, Meta(ge=0)] | None = None
+    version: Annotated[int, Meta(ge=0, le=MAX_DB_INT)] | None = None
     dataset: uuid.UUID | None = None
     workspace: str | None = None
 
@@ -77,7 +77,13 @@ class TaskInference:
         version = task.production_version if body.version is None else body.version
         if version and not await db.ModelVersion.filter(task=task, version=version).exists():
             raise FieldsInvalidError({"version": f"task {task.id} has no version {version}"})
-        compiled = await dataset_template(task, await self._dataset(task, body.dataset))
+        dataset = await self._dataset(task, body.dataset)
+        if missing := await missing_variables(dataset):
+            raise ConflictError(
+                "the dataset's result_template names variables not defined yet: " + ", ".join(missing),
+                code="template_incomplete",
+            )
+        compiled = await dataset_template(task, dataset)
         try:
             user = fill_prompt(compiled.user_prompt, body.input_meta_data)
         except KeyError as exc:

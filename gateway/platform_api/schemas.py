@@ -16,11 +16,12 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from finetune.variables import Number, VariableSpec
 from finetune.variables import VariableType as SpecType
+from gateway.platform_api.common import MAX_DB_INT
 
 SampleType = Literal["single", "multi_random", "multi_ordered"]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 MaxTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
-Version = Annotated[int, Meta(ge=0)]
+Version = Annotated[int, Meta(ge=0, le=MAX_DB_INT)]
 
 
 class Workspace(Struct):
@@ -124,6 +125,9 @@ class Dataset(Struct):
     result_template: str
     samples_count: int
     variables_count: int
+    # Variables the result_template names that the dataset does not define yet (training refuses until
+    # they exist; create them with POST /vlm/v2/variable/).
+    missing_variables: list[str]
     workspace: uuid.UUID
 
 
@@ -144,6 +148,9 @@ _IN_REQUESTS: dict[str, Any] = {
     "name": Annotated[str, Meta(min_length=1, max_length=100)],
     "type": Literal[tuple(t.value for t in SpecType)],
     "choices": str | list[str] | None,
+    # database integer columns: bounded, so a huge number is a 400 naming the field, not an overflow
+    "min_length": Annotated[int, Meta(ge=0, le=MAX_DB_INT)] | None,
+    "max_length": Annotated[int, Meta(ge=0, le=MAX_DB_INT)] | None,
 }
 _IN_RESPONSES: dict[str, Any] = {"name": str, "type": str, "choices": str | None}
 _FLOATS = {Number | None: float | None}

@@ -31,7 +31,7 @@ from gateway.platform_api.common import (
     require_fields,
     where,
 )
-from gateway.platform_api.variable_rules import definition, template_problems
+from gateway.platform_api.variable_rules import definition, template_problems, template_variables
 
 
 def today() -> str:
@@ -116,7 +116,7 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
         return await paginate(where(query, name__icontains=search), page, self.render)
 
     async def create(self, ws: uuid.UUID, body: wire.DatasetCreate) -> wire.Dataset:
-        if problems := template_problems(body.result_template, []):
+        if problems := template_problems(body.result_template, [], allow_missing=True):
             raise FieldsInvalidError(problems)
         values = msgspec.structs.asdict(body)
         del values["workspace"]
@@ -133,7 +133,7 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
             require_fields(values, ("name",))
         if "result_template" in values:
             variables = [definition(v) for v in await db.Variable.filter(dataset=dataset)]
-            if problems := template_problems(values["result_template"], variables):
+            if problems := template_problems(values["result_template"], variables, allow_missing=True):
                 raise FieldsInvalidError(problems)
         if values:
             values.setdefault("version", today())
@@ -163,6 +163,11 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
         ids = [d.id for d in datasets]
         samples = await _counts(db.Sample, ids)
         variables = await _counts(db.Variable, ids)
+        defined: dict[uuid.UUID, set[str]] = {}
+        for dataset_id, name in await db.Variable.filter(dataset_id__in=ids).values_list(
+            "dataset_id", "name"
+        ):
+            defined.setdefault(dataset_id, set()).add(name)
         return [
             wire.Dataset(
                 id=d.id,
@@ -175,6 +180,7 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
                 result_template=d.result_template,
                 samples_count=samples.get(d.id, 0),
                 variables_count=variables.get(d.id, 0),
+                missing_variables=sorted(template_variables(d.result_template) - defined.get(d.id, set())),
                 workspace=d.workspace_id,
             )
             for d in datasets

@@ -67,10 +67,24 @@ def value_problem(var: VariableSpec, value: Any) -> str | None:
     return None
 
 
-def template_problems(template: str, variables: Iterable[VariableSpec]) -> dict[str, str]:
-    """Why a dataset's ``result_template`` does not fit its variables (empty: it does, or no template)."""
+def template_problems(
+    template: str, variables: Iterable[VariableSpec], *, allow_missing: bool = False
+) -> dict[str, str]:
+    """Why a dataset's ``result_template`` does not fit its variables (empty: it does, or no template).
+
+    ``allow_missing``: a template may name variables that are not defined yet (a dataset must exist before
+    its variables can be created); only its syntax is checked then, and the whole template once they exist.
+    """
     if not template.strip():
         return {}
+    variables = list(variables)
+    if allow_missing:
+        try:
+            names = {placeholder.name for placeholder in find_placeholders(template)[1]}
+        except TemplateError as exc:
+            return {"result_template": str(exc)}
+        if names - {v.name for v in variables}:
+            return {}
     try:
         ResultTemplate.compile(template, variables)
     except (TemplateError, VariableError) as exc:

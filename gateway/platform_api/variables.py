@@ -39,14 +39,23 @@ def check_definition(values: dict[str, Any]) -> VariableSpec:
 async def check_template_still_fits(
     dataset: db.Dataset, changed: VariableSpec | None, drop: str | None
 ) -> None:
-    """409 when the dataset's result_template would no longer compile with the changed variables."""
+    """409 when the dataset's result_template would no longer compile with the changed variables.
+
+    Variables the template names that were not defined before the change may stay missing (the template is
+    checked whole once they all exist); a change that makes a used variable missing is refused.
+    """
     if not dataset.result_template.strip():
         return
     current = {v.name: definition(v) for v in await db.Variable.filter(dataset=dataset)}
+    named = template_variables(dataset.result_template)
+    missing_before = named - set(current)
     if drop is not None:
         current.pop(drop, None)
     if changed is not None:
         current[changed.name] = changed
+    still_missing = named - set(current)
+    if still_missing and still_missing <= missing_before:
+        return
     if problems := template_problems(dataset.result_template, current.values()):
         raise ConflictError(
             f"The change would make the dataset's result_template invalid: {problems['result_template']}. "

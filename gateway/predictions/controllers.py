@@ -18,7 +18,7 @@ from gateway.dependencies import Ws
 from gateway.predictions import schemas as wire
 from gateway.predictions.service import PredictionService
 
-Skip = Annotated[int, Parameter(ge=0, description="predictions to skip (newest first)")]
+Skip = Annotated[int, Parameter(ge=0, le=1_000_000_000, description="predictions to skip (newest first)")]
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="predictions to return")]
 
 Predictions = NamedDependency[PredictionService]

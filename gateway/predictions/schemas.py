@@ -28,7 +28,7 @@ class GenerationConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     json_schema: dict[str, Any] | None = None
     gql_stmt: str | None = None
     max_retries: Annotated[int, Meta(ge=0, le=5)] = 3
-    max_tokens: Annotated[int, Meta(ge=1)] = 4096
+    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] = 4096
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] = 0.0
     confidence: bool = False
     grounding: bool = False

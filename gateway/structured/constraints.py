@@ -11,7 +11,8 @@ A ``Constraint`` is compiled once per distinct schema, regex, choice list, gramm
 - ``spans(text)``: where each field's value lies in the answer, for per-field confidence.
 
 Grammars are passed to the engine as they are and cannot be checked by the gateway (no grammar parser
-here); the engine's grammar backend is the only enforcement for them.
+here); the engine's grammar backend is the only enforcement for them, so they are refused (400
+``grammar_unsupported``) when that backend is outlines, which cannot enforce them.
 """
 
 from __future__ import annotations

@@ -67,9 +67,16 @@ def _sources(req: ChatCompletionRequest) -> list[str]:
     return found
 
 
-def plan_request(req: ChatCompletionRequest, cache: ConstraintCache) -> Plan | None:
-    """The plan for a request, or None when it asks for nothing structured (plain relay)."""
+def plan_request(req: ChatCompletionRequest, cache: ConstraintCache, *, grammars: bool = True) -> Plan | None:
+    """The plan for a request, or None when it asks for nothing structured (plain relay).
+
+    ``grammars``: whether the engine's structured-output backend enforces grammars; when it does not, a
+    grammar is refused (400 ``grammar_unsupported``): the gateway cannot check one either, so it would come
+    back unconstrained.
+    """
     sources = _sources(req)
+    if not grammars:
+        _refuse_grammar(req)
     if req.variables is not None and req.result_template is None:
         raise BadRequestError("`variables` needs a `result_template`", param="variables")
     if req.template_format is not None and req.result_template is None:
@@ -90,6 +97,21 @@ def plan_request(req: ChatCompletionRequest, cache: ConstraintCache) -> Plan | N
         raise BadRequestError(f"`{name}` is not available with `stream: true`", param=name)
     constraint = _constraint(req, sources[0], cache) if sources else None
     return Plan(constraint, req.max_retries or 0, bool(req.confidence))
+
+
+def _refuse_grammar(req: ChatCompletionRequest) -> None:
+    so = req.structured_outputs
+    param = "guided_grammar" if req.guided_grammar is not None else None
+    if so is not None and so.grammar is not None:
+        param = "structured_outputs.grammar"
+    if param is not None:
+        raise BadRequestError(
+            f"`{param}`: this gateway's engine cannot enforce grammars (its structured-output backend is "
+            "outlines) and the gateway cannot check them; use a JSON Schema, regex or choice, or run the "
+            "engine with --structured-backend xgrammar or guidance",
+            param=param,
+            code="grammar_unsupported",
+        )
 
 
 def _constraint(req: ChatCompletionRequest, source: str, cache: ConstraintCache) -> Constraint:

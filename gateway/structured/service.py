@@ -6,9 +6,11 @@ Invalid choices are asked for again (``max_retries`` times, with a different see
 if some are still invalid the request fails with a 502 ``invalid_structured_output`` error that says why.
 An invalid answer is never returned with ``finish_reason: "stop"``.
 
-Streaming: chunks are relayed as they come (no buffering); the gateway keeps each choice's text and, when the
-engine's stream ends, checks every choice that finished with ``stop``. An invalid one ends the stream with
-an error event (OpenAI's error shape, code ``invalid_structured_output``) before ``[DONE]``. Retries and
+Streaming: chunks are relayed as they come (no buffering), except that a chunk that finishes a choice (any
+``finish_reason`` but ``length``) and everything after it is held back. When the engine's stream ends the
+gateway checks every choice that finished; if all pass, the held chunks follow; an invalid one ends the
+stream with an error event (OpenAI's error shape, code ``invalid_structured_output``) before ``[DONE]``
+instead, so a client never sees ``finish_reason: "stop"`` on an invalid answer. Retries and
 confidence are refused with ``stream: true`` because both need the whole answer first.
 """
 
@@ -47,6 +49,7 @@ _GATEWAY_FIELDS = (
     "template_format",
     "max_retries",
     "confidence",
+    "workspace",
 )
 _RETRY_SEED_STRIDE = 7919
 
@@ -56,8 +59,10 @@ EngineCall = Callable[[bytes], Awaitable[ChatCompletion]]
 class StructuredOutputService:
     """Plans, checks and retries structured requests; one per app (it owns the compile cache)."""
 
-    def __init__(self, metrics: Metrics, cache_size: int = 256) -> None:
+    def __init__(self, metrics: Metrics, cache_size: int = 256, *, grammars: bool = True) -> None:
+        """``grammars``: whether the engine's backend enforces grammars (else they are refused)."""
         self.metrics = metrics
+        self.grammars = grammars
         self.cache = ConstraintCache(cache_size, self._observe_compile)
 
     def _observe_compile(self, kind: str, seconds: float, hit: bool) -> None:
@@ -67,7 +72,7 @@ class StructuredOutputService:
 
     def plan(self, req: ChatCompletionRequest) -> Plan | None:
         """None for a plain request; else the compiled plan (bad constraints raise 400s)."""
-        return plan_request(req, self.cache)
+        return plan_request(req, self.cache, grammars=self.grammars)
 
     def upstream_body(
         self, req: ChatCompletionRequest, plan: Plan, *, n: int | None = None, seed: int | None = None
@@ -160,13 +165,20 @@ class StreamWatch:
         self.metrics = metrics
         self.texts: dict[int, list[str]] = {}
         self.finish: dict[int, str] = {}
+        self.holding = False
 
-    def see(self, chunk: ChatCompletionChunk) -> None:
+    def see(self, chunk: ChatCompletionChunk) -> bool:
+        """Record the chunk; True when it must be held back until the answer is checked: it finishes a
+        choice that will be checked, or it follows one that does (the usage chunk)."""
+        hold = self.holding
         for choice in chunk.choices:
             if choice.delta.content:
                 self.texts.setdefault(choice.index, []).append(choice.delta.content)
             if choice.finish_reason:
                 self.finish[choice.index] = choice.finish_reason
+                hold = hold or choice.finish_reason != "length"
+        self.holding = hold
+        return hold
 
     def error(self) -> ErrorResponse | None:
         """The error event to send before ``[DONE]`` when a finished choice is invalid, else None."""

@@ -18,7 +18,7 @@ from finetune.examples import SampleRecord, TrainingExample, build_examples
 from finetune.templates import ResultTemplate
 from finetune.variables import VariableSpec
 from gateway.db import models as db
-from gateway.platform_api.variable_rules import definition
+from gateway.platform_api.variable_rules import definition, template_variables
 from gateway.platform_api.variables import unwrap
 from models_store.image_store import ImageStore, image_key
 
@@ -59,6 +59,12 @@ async def dataset_template(task: db.Task, dataset: db.Dataset) -> DatasetTemplat
     )
 
 
+async def missing_variables(dataset: db.Dataset) -> list[str]:
+    """The variables the dataset's template names that it does not define (yet)."""
+    defined = set(await db.Variable.filter(dataset=dataset).values_list("name", flat=True))
+    return sorted(template_variables(dataset.result_template) - defined)
+
+
 async def collect_task_data(task: db.Task, store: ImageStore, seed: int = 0) -> TaskData:
     """Examples of every sample of every dataset attached to ``task``, split per dataset."""
     data = TaskData()
@@ -70,6 +76,13 @@ async def collect_task_data(task: db.Task, store: ImageStore, seed: int = 0) -> 
         key = f"dataset {dataset.id}"
         if not dataset.result_template.strip():
             data.problems[key] = "the dataset has no result_template"
+            continue
+        missing = await missing_variables(dataset)
+        if missing:
+            data.problems[key] = (
+                f"its result_template names variables that are not defined yet: {', '.join(missing)}; "
+                "create them (POST /vlm/v2/variable/) first"
+            )
             continue
         try:
             compiled = await dataset_template(task, dataset)

@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 from tortoise.functions import Max
@@ -48,8 +48,8 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Optional body of POST /vlm/v2/task/{id}/train/."""
 
     hyperparameters: dict[str, Any] = msgspec.field(default_factory=dict)
-    seed: int = 0
-    workspace: str | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 0  # numpy's seed range
+    workspace: uuid.UUID | None = None
 
 
 class Publisher(Protocol):
@@ -147,36 +147,62 @@ class TrainingService:
         task = await get_in_workspace(db.Task, task_id, ws, "Task")
         async with self._task_locks.setdefault(task.id, asyncio.Lock()):
             await self._refuse_if_active(task)
-            base_dir = self._base_model_dir(task)
+            self._base_model_dir(task)
             data = await collect_task_data(task, self.images, seed=body.seed)
             if data.problems:
                 count = len(data.problems)
                 message = f"The task's data cannot be trained on ({count} problems)"
                 raise FieldsInvalidError(data.problems, message=message)
-            job_id = uuid.uuid4()
-            await self._reserve(task, job_id)
-            job = await db.TrainingJob.create(
-                id=job_id, task=task, status="queued", train_samples=len(data.train),
-                test_samples=len(data.held_out), hyperparameters=body.hyperparameters,
-            )  # fmt: skip
-            spec = {
-                "base_model": base_dir,
-                "served_base_name": self.served_base_name,
-                "output_dir": "output",
-                "examples": example_payloads(data.train),
-                "held_out": example_payloads(data.held_out),
-                "hyperparameters": {"seed": body.seed, **body.hyperparameters},
-                "adapter_name": task_model_name(task.id),
-            }
             plan = eval_plan(data, max_tokens=min(task.max_tokens, MAX_EVAL_TOKENS))
-            try:
-                await self.jobs.write_file(str(job.id), "eval.json", msgspec.json.encode(plan))
-                await self.jobs.start(str(job.id), msgspec.json.encode(spec))
-            except Exception as exc:
-                await self.jobs.store.set_status(str(job.id), "failed", error=f"could not start: {exc}")
-                await self.jobs.leases.finish(str(job.id))
-                raise
-            return await db.TrainingJob.get(id=job.id)
+            return await self._launch(
+                task, example_payloads(data.train), example_payloads(data.held_out),
+                seed=body.seed, hyperparameters=body.hyperparameters,
+                files={"eval.json": msgspec.json.encode(plan)},
+            )  # fmt: skip
+
+    async def start_prepared(
+        self, task: db.Task, train: list[dict[str, Any]], held_out: list[dict[str, Any]], *, seed: int,
+        hyperparameters: dict[str, Any], files: dict[str, bytes],
+    ) -> db.TrainingJob:  # fmt: skip
+        """Start a job on examples another API family built (``finetune.spec.Example`` objects, image paths
+        relative to the job's folder), with ``files`` written to the job's folder for its publisher. The
+        same job, leases, events and versions as ``start``; 409 while the task has an active job."""
+        async with self._task_locks.setdefault(task.id, asyncio.Lock()):
+            await self._refuse_if_active(task)
+            return await self._launch(
+                task, train, held_out, seed=seed, hyperparameters=hyperparameters, files=files
+            )
+
+    async def _launch(
+        self, task: db.Task, train: list[dict[str, Any]], held_out: list[dict[str, Any]], *, seed: int,
+        hyperparameters: dict[str, Any], files: dict[str, bytes],
+    ) -> db.TrainingJob:  # fmt: skip
+        """Reserve the task's lease, create the job row, write its files and spec, start the trainer."""
+        base_dir = self._base_model_dir(task)
+        job_id = uuid.uuid4()
+        await self._reserve(task, job_id)
+        job = await db.TrainingJob.create(
+            id=job_id, task=task, status="queued", train_samples=len(train),
+            test_samples=len(held_out), hyperparameters=hyperparameters,
+        )  # fmt: skip
+        spec = {
+            "base_model": base_dir,
+            "served_base_name": self.served_base_name,
+            "output_dir": "output",
+            "examples": train,
+            "held_out": held_out,
+            "hyperparameters": {"seed": seed, **hyperparameters},
+            "adapter_name": task_model_name(task.id),
+        }
+        try:
+            for name, content in files.items():
+                await self.jobs.write_file(str(job.id), name, content)
+            await self.jobs.start(str(job.id), msgspec.json.encode(spec))
+        except Exception as exc:
+            await self.jobs.store.set_status(str(job.id), "failed", error=f"could not start: {exc}")
+            await self.jobs.leases.finish(str(job.id))
+            raise
+        return await db.TrainingJob.get(id=job.id)
 
     async def _reserve(self, task: db.Task, job_id: uuid.UUID) -> None:
         """The job's lease for this gateway; the database refuses a second active job of the task (409)."""

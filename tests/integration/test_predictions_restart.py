@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,23 @@ from adapters.supervisor import free_port
 from tests.integration.conftest import GatewayProcess, stop_gateway, wait_healthy
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.media import png_bytes
+from tests.support.slow_engine import slow_engine
 
 pytestmark = pytest.mark.integration
 
 KEY = "restart-key"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 RED = __import__("base64").b64encode(png_bytes("red", 56)).decode()
-# A long answer (the OCR preset allows 1000 characters), so a job is still running when the gateway stops.
 JOB = {"images": [RED], "domain": "document.ocr", "batch": True, "config": {"max_tokens": 1024}}
 
 
 @pytest.fixture(scope="module")
-def engine_url(gateway: GatewayProcess) -> str:
+def engine_url(gateway: GatewayProcess) -> Iterator[str]:
+    """The session's vLLM behind a proxy that holds each answer 3 s: the tiny model can answer in a few
+    milliseconds, and a job must still be running when the test stops or kills its gateway."""
     url: str = httpx.get(gateway.url + "/health").json()["engines"][0]["url"]
-    return url
+    with slow_engine(url, hold_s=3.0) as proxy:
+        yield proxy.url("")
 
 
 def start(data_dir: Path, engine_url: str, **env: str) -> GatewayProcess:

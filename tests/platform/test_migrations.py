@@ -6,6 +6,7 @@ Runs on SQLite and (when reachable) on PostgreSQL, each on a database of its own
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from gateway.db.connection import (
     applied_migrations,
     open_database,
 )
-from gateway.db.keys import create_key, verify_key
+from gateway.db.keys import create_key, grant_workspace, verify_key
 from tests.platform.conftest import scratch_database
 
 FIRST = "0001_initial"
@@ -48,13 +49,16 @@ async def test_upgrade_from_the_first_schema_keeps_data(fresh_url: str) -> None:
             conn = ctx.connections.get(ctx.default_connection or "")
             columns = await _columns(conn, "api_key")
             assert "last_used" not in columns  # really the old schema
-            ws = await db.Workspace.create(name="old-ws")
-            dataset = await db.Dataset.create(workspace=ws, name="old data", version="2025-01-01",
+            ws_id = uuid.uuid4()  # in the old schema's columns (today's model has more)
+            await conn.execute_query(
+                f"INSERT INTO workspace (id, name, created) VALUES ('{ws_id}', 'old-ws', CURRENT_TIMESTAMP)"
+            )
+            dataset = await db.Dataset.create(workspace_id=ws_id, name="old data", version="2025-01-01",
                                               result_template='{"g": {{g}}}')  # fmt: skip
             variable = await db.Variable.create(dataset=dataset, name="g", type="integer", required=True)
             sample = await db.Sample.create(dataset=dataset, name="s1", input_meta_data={"k": "v"})
             await db.VariableValue.create(sample=sample, variable=variable, value={"value": 4})
-            ids.update(ws=str(ws.id), dataset=str(dataset.id), sample=str(sample.id))
+            ids.update(ws=str(ws_id), dataset=str(dataset.id), sample=str(sample.id))
 
     async def new_version() -> None:
         async with open_database(fresh_url) as ctx:
@@ -65,6 +69,7 @@ async def test_upgrade_from_the_first_schema_keeps_data(fresh_url: str) -> None:
             assert sample.input_meta_data == {"k": "v"}
             value = await db.VariableValue.get(sample_id=sample.id)
             assert value.value == {"value": 4}
+            await grant_workspace("after-upgrade", ids["ws"])  # a workspace from before owners: grant it
             created = await create_key(user_name="after-upgrade", workspaces=[ids["ws"]])
             principal = await verify_key(created.key)  # writes the column the upgrade added
             assert principal is not None and str(principal.default_workspace) == ids["ws"]

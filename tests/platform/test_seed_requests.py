@@ -161,7 +161,7 @@ TASK_FIELDS = {
 }  # fmt: skip
 DATASET_FIELDS = {
     "id", "name", "description", "version", "system_prompt", "user_prompt", "result_template",
-    "samples_count", "variables_count", "workspace",
+    "samples_count", "variables_count", "missing_variables", "workspace",
 }  # fmt: skip
 PAGE_FIELDS = {"count", "next", "previous", "results"}
 

@@ -78,6 +78,32 @@ async def test_images_reach_the_engine_as_checked_data_uris(client: Any, fake_en
     assert Image.open(io.BytesIO(data_of(img["image_url"]["url"]))).format == "PNG"
 
 
+async def test_plain_base64_is_accepted_as_oxen_sends_it(client: Any, fake_engine: FakeVLLM) -> None:
+    """Oxen's page shows ``"url": "<base64>"`` without a ``data:`` prefix; the content is sniffed."""
+    plain = base64.b64encode(png_bytes("red")).decode()
+    resp = await client.post(CHAT, json=body(image(plain)))
+    assert resp.status_code == 200, resp.text
+    url = sent_parts(fake_engine)[1]["image_url"]["url"]
+    assert Image.open(io.BytesIO(data_of(url))).getpixel((0, 0))[:3] == (220, 30, 30)  # RGB["red"]
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=", "media_unsupported"),
+        ("x", "media_unsupported"),
+        ("aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ", "media_corrupt"),
+    ],
+)
+async def test_plain_base64_that_is_not_media_is_a_400(
+    client: Any, fake_engine: FakeVLLM, url: str, code: str
+) -> None:
+    resp = await client.post(CHAT, json=body(image(url)))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == code
+    assert fake_engine.requests == []
+
+
 async def test_urls_are_fetched_by_the_gateway_never_by_the_engine(
     make_client: ClientFactory, fake_engine: FakeVLLM, media_server: str
 ) -> None:

@@ -51,7 +51,6 @@ async def test_json_schema_goes_to_the_engine_as_a_bounded_regex(client: Any, fa
         ("guided_json", SCHEMA, "regex"),
         ("guided_regex", "[a-z]+", "regex"),
         ("guided_choice", ["yes", "no"], "choice"),
-        ("guided_grammar", 'root ::= "a"', "grammar"),
     ],
 )
 async def test_legacy_guided_fields_are_translated_never_passed_on(
@@ -65,6 +64,37 @@ async def test_legacy_guided_fields_are_translated_never_passed_on(
     sent = fake_engine.requests[-1]
     assert field not in sent
     assert list(sent["structured_outputs"]) == [engine_key]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"guided_grammar": 'root ::= "a"'}, "guided_grammar"),
+        ({"structured_outputs": {"grammar": 'root ::= "a"'}}, "structured_outputs.grammar"),
+    ],
+)
+async def test_grammars_are_refused_when_the_backend_cannot_enforce_them(
+    client: Any, fake_engine: FakeVLLM, extra: dict[str, Any], param: str
+) -> None:
+    """The default backend (outlines) cannot enforce a grammar and the gateway cannot check one."""
+    for stream in (False, True):
+        resp = await client.post(CHAT, json=chat_body(stream=stream, **extra))
+        assert resp.status_code == 400, resp.text
+        error = resp.json()["error"]
+        assert (error["code"], error["param"]) == ("grammar_unsupported", param)
+        assert param in error["message"]
+    assert fake_engine.requests == []
+
+
+@pytest.mark.parametrize("backend", ["xgrammar", "guidance"])
+async def test_grammars_go_to_backends_that_enforce_them(
+    make_client: Any, fake_engine: FakeVLLM, backend: str
+) -> None:
+    fake_engine.reply = "a"
+    async with make_client(fake_engine, structured_backend=backend) as client:
+        resp = await client.post(CHAT, json=chat_body(guided_grammar='root ::= "a"'))
+    assert resp.status_code == 200, resp.text
+    assert fake_engine.requests[-1]["structured_outputs"] == {"grammar": 'root ::= "a"'}
 
 
 async def test_invalid_answer_is_retried_then_returned_valid(client: Any, fake_engine: FakeVLLM) -> None:
@@ -158,6 +188,32 @@ async def test_stream_with_an_invalid_answer_ends_with_an_error_event(
     fake_engine.reply = "yes"
     resp = await client.post(CHAT, json=chat_body(stream=True, guided_choice=["yes", "no"]))
     assert "error" not in resp.text
+
+
+def _stream_events(text: str) -> list[str]:
+    return [line[6:] for line in text.split("\n") if line.startswith("data: ")]
+
+
+async def test_a_stream_never_shows_stop_on_an_invalid_answer(client: Any, fake_engine: FakeVLLM) -> None:
+    """The chunk carrying ``finish_reason: "stop"`` is held back until the answer passed its check."""
+    fake_engine.reply = "maybe so"
+    resp = await client.post(CHAT, json=chat_body(stream=True, guided_choice=["yes", "no"]))
+    events = _stream_events(resp.text)
+    chunks = [json.loads(e) for e in events[:-1] if "choices" in json.loads(e)]
+    assert chunks, resp.text  # the text was relayed as it came
+    assert all(c["finish_reason"] is None for chunk in chunks for c in chunk["choices"])
+    assert json.loads(events[-2])["error"]["code"] == "invalid_structured_output"
+
+
+async def test_a_valid_stream_ends_with_stop_then_usage(client: Any, fake_engine: FakeVLLM) -> None:
+    fake_engine.reply = "no"
+    body = chat_body(stream=True, guided_choice=["yes", "no"], stream_options={"include_usage": True})
+    events = _stream_events((await client.post(CHAT, json=body)).text)
+    assert events[-1] == "[DONE]"
+    usage, last = json.loads(events[-2]), json.loads(events[-3])
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 1
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-2]) == "no"
 
 
 @pytest.mark.parametrize(
