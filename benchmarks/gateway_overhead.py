@@ -33,7 +33,6 @@ import io
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.supervisor import free_port  # noqa: E402
+from tests.support.health import stop_group  # noqa: E402
 
 MODEL = "tiny"
 KEY = "bench-key"
@@ -232,13 +232,7 @@ def spawn(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    stop_group(proc, grace_s=20, kill_wait_s=5)
 
 
 async def wait_ready(

@@ -23,7 +23,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,13 @@ class ExportService:
     jobs_dir: Path
     bases: BaseModels
     ttl_s: float
-    concurrency: InitVar[int] = 1
+    concurrency: int = 1  # a field, not an InitVar: Litestar injects through msgspec, which refuses InitVar
     command: Command = exporter_command
     heartbeat_s: float = 15.0
     adapter_path: Callable[[str], Path] = Path
 
-    def __post_init__(self, concurrency: int) -> None:
-        self._slots = asyncio.Semaphore(max(1, concurrency))
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(max(1, self.concurrency))
         self._start_lock = asyncio.Lock()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import KW_ONLY, InitVar, dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from gateway.predictions.claims import ClaimStore
 
@@ -76,11 +76,11 @@ class BatchRunner:
     _: KW_ONLY
     concurrency: int = 2
     poll_interval_s: float = 2.0
-    wake: InitVar[asyncio.Event | None] = None
+    wake: asyncio.Event | None = None
 
-    def __post_init__(self, wake: asyncio.Event | None) -> None:
+    def __post_init__(self) -> None:
         self.concurrency = max(self.concurrency, 1)
-        self._wake = wake or asyncio.Event()
+        self._wake = self.wake or asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._closing = False

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import io
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -174,12 +173,7 @@ def merged_vllm(version: dict[str, Any], tmp_path: Path) -> Any:
             pytest.fail(f"vLLM did not become healthy on the merged folder (exit {proc.poll()}):\n{log_tail}")
         yield openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        health.stop_group(proc)
         log.close()
 
 

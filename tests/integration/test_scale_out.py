@@ -122,13 +122,7 @@ def engines(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[
         yield hosts
     finally:
         for host in hosts:
-            if host.proc.poll() is None:
-                os.killpg(host.proc.pid, signal.SIGTERM)
-                try:
-                    host.proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(host.proc.pid, signal.SIGKILL)
-                    host.proc.wait(10)
+            health.stop_group(host.proc)
 
 
 class Cluster:
