@@ -37,7 +37,8 @@ MIN_LABELS = 2
 MIN_IMAGES_PER_LABEL = 20
 TEST_SHARE = 0.2
 PLAN_FILE = "recognition.json"
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"max_steps": 60}
+# 60 steps left 4 colours at 75 % held-out accuracy; 150 reached 100 % (benchmarks/README.md).
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"max_steps": 150}
 
 
 class HeldOutImage(msgspec.Struct):
