@@ -181,7 +181,7 @@ def _free_port() -> int:
 
 def _schemathesis(args: argparse.Namespace, url: str, phases: str, examples: int, report: Path) -> str:
     cmd = [
-        str(Path(sys.executable).with_name("st")), "run", str(SCHEMA), "--url", url,
+        sys.executable, str(ROOT / "benchmarks" / "schemathesis_cli.py"), "run", str(SCHEMA), "--url", url,
         "-H", f"Authorization: Bearer {KEY}", "--checks", ",".join(CHECKS), "--phases", phases,
         "--max-examples", str(examples), "--workers", str(args.workers), "--seed", str(args.seed),
         "--continue-on-failure", "--no-color", "--generation-database", "none", "--request-timeout", "30",
