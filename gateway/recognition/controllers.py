@@ -52,28 +52,34 @@ class RecognitionTaskController(RecognitionController):
     @get("/", summary="List recognition tasks")
     async def list_tasks(
         self, ws: Ws, paging: Page, recognition: Api, search: Search = None
-    ) -> wire.TaskPage:
-        return to_page(wire.TaskPage, await recognition.entities.task_listing(ws, paging, search))
+    ) -> wire.RecognitionTaskPage:
+        return to_page(wire.RecognitionTaskPage, await recognition.entities.task_listing(ws, paging, search))
 
     @post("/", summary="Create a task (multi_class by default, or multi_label)", operation_class=TaskForm)
-    async def create(self, request: Request[Any, Any, Any], ws: Ws, recognition: Api) -> wire.Task:
-        return await recognition.entities.create_task(ws, await read_body(request, wire.TaskCreate))
+    async def create(self, request: Request[Any, Any, Any], ws: Ws, recognition: Api) -> wire.RecognitionTask:
+        return await recognition.entities.create_task(
+            ws, await read_body(request, wire.RecognitionTaskCreate)
+        )
 
     @get("/{task_id:uuid}/", summary="Get a task")
-    async def get_one(self, task_id: FromPath[uuid.UUID], ws: Ws, recognition: Api) -> wire.Task:
+    async def get_one(self, task_id: FromPath[uuid.UUID], ws: Ws, recognition: Api) -> wire.RecognitionTask:
         return await recognition.entities.get_task(ws, task_id)
 
     @patch("/{task_id:uuid}/", summary="Change a task's name or description", operation_class=TaskForm)
     async def update(
         self, task_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], ws: Ws, recognition: Api
-    ) -> wire.Task:
-        return await recognition.entities.update_task(ws, task_id, await read_body(request, wire.TaskUpdate))
+    ) -> wire.RecognitionTask:
+        return await recognition.entities.update_task(
+            ws, task_id, await read_body(request, wire.RecognitionTaskUpdate)
+        )
 
     @put("/{task_id:uuid}/", summary="Replace a task's name and description", operation_class=TaskForm)
     async def replace(
         self, task_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], ws: Ws, recognition: Api
-    ) -> wire.Task:
-        return await recognition.entities.update_task(ws, task_id, await read_body(request, wire.TaskUpdate))
+    ) -> wire.RecognitionTask:
+        return await recognition.entities.update_task(
+            ws, task_id, await read_body(request, wire.RecognitionTaskUpdate)
+        )
 
     @delete("/{task_id:uuid}/", summary="Delete a task with its models (its labels stay)")
     async def remove(self, task_id: FromPath[uuid.UUID], ws: Ws, recognition: Api) -> None:
@@ -84,7 +90,7 @@ class RecognitionTaskController(RecognitionController):
     )
     async def add_label(
         self, task_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], ws: Ws, recognition: Api
-    ) -> wire.Task:
+    ) -> wire.RecognitionTask:
         return await recognition.entities.connect_label(ws, task_id, await read_body(request, wire.LabelRef))
 
     @post(
@@ -93,7 +99,7 @@ class RecognitionTaskController(RecognitionController):
     )  # fmt: skip
     async def remove_label(
         self, task_id: FromPath[uuid.UUID], request: Request[Any, Any, Any], ws: Ws, recognition: Api
-    ) -> wire.Task:
+    ) -> wire.RecognitionTask:
         ref = await read_body(request, wire.LabelRef)
         return await recognition.entities.disconnect_label(ws, task_id, ref)
 

@@ -34,7 +34,7 @@ class RecognitionEntities:
             query = query.filter(task__name__icontains=search)
         return await paginate(query.order_by("-created", "id"), page, self.render_tasks)
 
-    async def create_task(self, ws: uuid.UUID, body: wire.TaskCreate) -> wire.Task:
+    async def create_task(self, ws: uuid.UUID, body: wire.RecognitionTaskCreate) -> wire.RecognitionTask:
         async with in_transaction():
             task = await db.Task.create(
                 workspace_id=ws, name=body.name, description=body.description, max_tokens=1, auto_deploy=True
@@ -42,10 +42,12 @@ class RecognitionEntities:
             row = await db.RecognitionTask.create(id=task.id, task=task, workspace_id=ws, type=body.type)
         return (await self.render_tasks([row]))[0]
 
-    async def get_task(self, ws: uuid.UUID, task_id: uuid.UUID) -> wire.Task:
+    async def get_task(self, ws: uuid.UUID, task_id: uuid.UUID) -> wire.RecognitionTask:
         return (await self.render_tasks([await self.task_row(ws, task_id)]))[0]
 
-    async def update_task(self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.TaskUpdate) -> wire.Task:
+    async def update_task(
+        self, ws: uuid.UUID, task_id: uuid.UUID, body: wire.RecognitionTaskUpdate
+    ) -> wire.RecognitionTask:
         row = await self.task_row(ws, task_id)
         changes = {k: v for k, v in (("name", body.name), ("description", body.description)) if v is not None}
         if changes:
@@ -57,13 +59,17 @@ class RecognitionEntities:
         row = await self.task_row(ws, task_id)
         await self.tasks.delete(ws, row.task_id)  # the recognition row and label links cascade
 
-    async def connect_label(self, ws: uuid.UUID, task_id: uuid.UUID, ref: wire.LabelRef) -> wire.Task:
+    async def connect_label(
+        self, ws: uuid.UUID, task_id: uuid.UUID, ref: wire.LabelRef
+    ) -> wire.RecognitionTask:
         row = await self.task_row(ws, task_id)
         label = await self.label_by_ref(ws, ref)
         await db.RecognitionTaskLabel.get_or_create(task_id=row.id, label_id=label.id)
         return await self.get_task(ws, task_id)
 
-    async def disconnect_label(self, ws: uuid.UUID, task_id: uuid.UUID, ref: wire.LabelRef) -> wire.Task:
+    async def disconnect_label(
+        self, ws: uuid.UUID, task_id: uuid.UUID, ref: wire.LabelRef
+    ) -> wire.RecognitionTask:
         row = await self.task_row(ws, task_id)
         label = await self.label_by_ref(ws, ref)
         removed = await db.RecognitionTaskLabel.filter(task_id=row.id, label_id=label.id).delete()
@@ -79,7 +85,7 @@ class RecognitionEntities:
         return row
 
     @staticmethod
-    async def render_tasks(rows: Sequence[db.RecognitionTask]) -> list[wire.Task]:
+    async def render_tasks(rows: Sequence[db.RecognitionTask]) -> list[wire.RecognitionTask]:
         ids = [r.id for r in rows]
         tasks = {t.id: t for t in await db.Task.filter(id__in=ids)}
         links = await db.RecognitionTaskLabel.filter(task_id__in=ids).prefetch_related("label").order_by("id")
@@ -93,7 +99,7 @@ class RecognitionEntities:
         )
         last_status = {task: status for task, status in jobs}
         return [
-            wire.Task(
+            wire.RecognitionTask(
                 id=r.id,
                 name=tasks[r.id].name,
                 description=tasks[r.id].description,

@@ -27,14 +27,14 @@ class LabelRef(Struct, kw_only=True, forbid_unknown_fields=True):
     workspace: str | None = None
 
 
-class TaskCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+class RecognitionTaskCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     description: str = ""
     type: TaskType = "multi_class"
     workspace: str | None = None
 
 
-class TaskUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+class RecognitionTaskUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     description: str | None = None
     workspace: str | None = None
@@ -68,7 +68,7 @@ class Label(Struct):
     tasks_count: int
 
 
-class Task(Struct):
+class RecognitionTask(Struct):
     id: uuid.UUID
     name: str
     description: str
@@ -97,11 +97,11 @@ class TrainingImageBatch(Struct):
     records: list[TrainingImage]
 
 
-class TaskPage(Struct):
+class RecognitionTaskPage(Struct):
     count: int
     next: str | None
     previous: str | None
-    results: list[Task]
+    results: list[RecognitionTask]
 
 
 class LabelPage(Struct):
@@ -132,8 +132,8 @@ class ClassifyRequest(Struct, kw_only=True, forbid_unknown_fields=True):
 
     task_id: uuid.UUID
     records: Annotated[list[dict[str, Any]], Meta(min_length=1)]
-    version: int | None = None
-    descriptor: int | bool = 0
+    version: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
+    descriptor: Annotated[int, Meta(ge=0, le=1)] | bool = 0
     workspace: str | None = None
 
 
