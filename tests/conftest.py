@@ -18,6 +18,13 @@ from tests.support.session_gateway import (  # noqa: F401 - pytest finds fixture
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The browser tests run last. Playwright's sync API keeps an event loop running in the main thread for as
-    long as its session fixture is open, and every async test or ``asyncio.run`` after it would fail."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/e2e/"))  # stable: the rest keep their order
+    """The browser tests run after the others, and the engine-lifecycle tests (which kill the engine and stop
+    the session gateway) after them. Playwright's sync API keeps an event loop running in the main thread
+    while its browser is open, and an async test or ``asyncio.run`` in that time would fail."""
+
+    def phase(item: pytest.Item) -> int:
+        if item.nodeid.startswith("tests/e2e/"):
+            return 1
+        return 2 if item.nodeid.startswith("tests/integration/test_zz_engine_lifecycle.py") else 0
+
+    items.sort(key=phase)  # stable: within a phase the usual order
