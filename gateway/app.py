@@ -27,6 +27,7 @@ from gateway.dependencies import DEPENDENCIES
 from gateway.engines import Say
 from gateway.errors import exception_to_response
 from gateway.metrics import Metrics, MetricsMiddleware
+from gateway.openai_api.fast import ChatFastPath
 from gateway.settings import Settings
 
 
@@ -62,7 +63,7 @@ def create_app(
             "started_at": time.monotonic(),
         }
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         lifespan=[lifespan],
         state=state,
@@ -74,6 +75,10 @@ def create_app(
         openapi_config=openapi_config(),
         debug=False,
     )  # fmt: skip
+    # POST /v1/chat/completions is served in front of Litestar's routing (the same auth, decoding, service
+    # and error mapping; gateway.openai_api.fast); the Litestar route documents it and answers odd requests.
+    app.asgi_handler = ChatFastPath(app.asgi_handler, app, metrics, settings.max_body_bytes)
+    return app
 
 
 def openapi_config() -> OpenAPIConfig:
