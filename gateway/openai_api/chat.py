@@ -1,11 +1,11 @@
 """The chat-completions service: route the model, call the engine, relay or return OpenAI-shaped answers.
 
-Streams are relayed as the engine sends them, each event as cheaply as it allows (``StreamRelay``): byte for
-byte when nothing in it must change, with a byte-level model-name swap when only that differs, decoded
-into the OpenAI chunk type and encoded again only for usage, structured-output checks and the unexpected.
-The engine is always asked for usage so that token metrics are complete; the usage chunk reaches the client
-only when it asked for it. An error after the stream began ends the stream with an error event and
-``[DONE]``.
+Streams are relayed as the engine sends them (what arrived in one read leaves in one write), each event as
+cheaply as it allows (``StreamRelay``): byte for byte when nothing in it must change, with a byte-level
+model-name swap when only that differs, decoded into the OpenAI chunk type and encoded again only for
+usage, structured-output checks and the unexpected. The engine is always asked for usage so that token
+metrics are complete; the usage chunk reaches the client only when it asked for it. An error after the
+stream began ends the stream with an error event and ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -124,30 +124,29 @@ class ChatService:
         media: PreparedMedia,
     ) -> AsyncIterator[bytes]:
         done = False
+        tail = b""  # what follows the answer's events: an error event, or a checked answer's last chunks
         try:
             async for block in events:  # read to the end even after [DONE], so the connection is reused
                 if done:
                     continue
                 out, done = relay.block(block)
-                for event in out:  # one write per event, as the engine produced them
-                    yield event
+                if out:  # what the engine sent together goes on together: one write, not one per event
+                    yield out[0] if len(out) == 1 else b"".join(out)
         except EngineFault as exc:
             if isinstance(exc, EngineUnavailable):
                 self.catalog.engine_failed(target.engine, exc.message)
             log.warning("stream from %s broke: %s", target.engine.url, exc.message)
-            yield sse(_encode(ErrorResponse(detail_for(exc)[1])))
+            tail = sse(_encode(ErrorResponse(detail_for(exc)[1])))
         else:
+            # A constrained answer that breaks its constraint says so before [DONE]; a good one sends its
+            # finishing chunks, held until the answer was checked.
             invalid = relay.watch.error() if relay.watch is not None else None
-            if invalid is not None:  # a constrained answer that breaks its constraint: say so before [DONE]
-                yield sse(_encode(invalid))
-            else:
-                for finishing in relay.held:  # its finishing chunks, once the answer is checked
-                    yield finishing
+            tail = sse(_encode(invalid)) if invalid is not None else b"".join(relay.held)
         finally:
             target.engine.inflight -= 1
             media.release()
             await stream_cm.__aexit__(None, None, None)
-        yield DONE
+        yield tail + DONE
 
 
 class StreamRelay:
