@@ -124,12 +124,14 @@ class ChatService:
         media: PreparedMedia,
     ) -> AsyncIterator[bytes]:
         done = False
-        tail = b""  # what follows the answer's events: an error event, or a checked answer's last chunks
+        tail = b""  # after the engine's events when it ends without [DONE]: an error event, or the finish
         try:
             async for block in events:  # read to the end even after [DONE], so the connection is reused
                 if done:
                     continue
                 out, done = relay.block(block)
+                if done:  # the answer is complete: its finish and [DONE] leave with its last events
+                    out.append(_finish(relay) + DONE)
                 if out:  # what the engine sent together goes on together: one write, not one per event
                     yield out[0] if len(out) == 1 else b"".join(out)
         except EngineFault as exc:
@@ -138,15 +140,20 @@ class ChatService:
             log.warning("stream from %s broke: %s", target.engine.url, exc.message)
             tail = sse(_encode(ErrorResponse(detail_for(exc)[1])))
         else:
-            # A constrained answer that breaks its constraint says so before [DONE]; a good one sends its
-            # finishing chunks, held until the answer was checked.
-            invalid = relay.watch.error() if relay.watch is not None else None
-            tail = sse(_encode(invalid)) if invalid is not None else b"".join(relay.held)
+            tail = b"" if done else _finish(relay)
         finally:
             target.engine.inflight -= 1
             media.release()
             await stream_cm.__aexit__(None, None, None)
-        yield tail + DONE
+        if not done:
+            yield tail + DONE
+
+
+def _finish(relay: StreamRelay) -> bytes:
+    """What goes before [DONE]: for a constrained answer that broke its constraint an error event, else the
+    finishing chunks held until the answer was checked (none for an unconstrained answer)."""
+    invalid = relay.watch.error() if relay.watch is not None else None
+    return sse(_encode(invalid)) if invalid is not None else b"".join(relay.held)
 
 
 class StreamRelay:

@@ -39,7 +39,7 @@ from gateway.dependencies import workspace_for
 from gateway.errors import ErrorResponse, detail_for
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.openai_api.protocol import ChatCompletionRequest
-from gateway.openai_api.streaming import EVENT_STREAM
+from gateway.openai_api.streaming import DONE, EVENT_STREAM
 
 PATH = "/v1/chat/completions"
 _SCOPE_KEY = "vlmgw.fast_chat"  # the decoded request and what the fast path read from the headers
@@ -215,9 +215,14 @@ async def _send_stream(events: AsyncIterator[bytes], receive: Receive, send: Sen
     watcher.add_done_callback(on_disconnect)
     try:
         await send(_STREAM_START)
-        async for event in events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send(_STREAM_END)
+        ended = False
+        async for event in events:  # after [DONE] the relay only reads the engine's stream to its end
+            if not ended:
+                ended = event.endswith(DONE)  # the answer's last write also ends the response
+                live = not ended  # once it has ended, the client may go: the engine's stream is drained
+                await send({"type": "http.response.body", "body": event, "more_body": not ended})
+        if not ended:
+            await send(_STREAM_END)
     except asyncio.CancelledError:
         if not (watcher.done() and not watcher.cancelled()):
             raise  # cancelled from outside, not by the client leaving
