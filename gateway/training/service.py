@@ -4,7 +4,8 @@ Flow: ``start`` checks the data (every bad sample listed in one 400), refuses a 
 task (409) and hands the prepared examples to ``start_prepared``, the one entry point every API family's
 training uses (the recognition API's task jobs and the fine-tuning API's task-less jobs too): it writes the
 job's spec (examples, held-out examples, base model, hyper-parameters) and starts the trainer through the
-``JobManager`` (which owns the job through its lease in the database, so any gateway may finish it). When the trainer succeeds, ``_publish`` copies the adapter in the model store to
+``JobManager`` (which owns the job through its lease in the database, so any gateway may finish it).
+When the trainer succeeds, ``_publish`` copies the adapter in the model store to
 ``adapters/<task>/v<N>/`` as version N+1, registers it with the engine's adapter registry, evaluates it
 (and the base model and the previous version) on the held-out samples, and moves ``production_version``
 when the task has ``auto_deploy``. If any of that fails, the version is removed again: a failed job
