@@ -470,6 +470,43 @@ async def test_merged_fine_tuned_model_generates_like_the_adapter_on_its_base(
     assert greedy(merged, processor, inputs) == greedy(reference, processor, inputs)
 
 
+async def test_fine_tuned_model_exports_as_pt_and_gguf(
+    app_client: AsyncTestClient[Any], keys: Keys, fine_tuned: db.FineTuningJob, adapter: Path, tiny: Path,
+    db_url: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The other two formats of an ``ft:`` model: the .pt loads with its note and answers like
+    PeftModel(base, adapter); the GGUF pair reads back as llama.cpp's qwen2vl model + projector."""
+    if db_url.startswith("postgres"):
+        pytest.skip("the conversions do not touch the database: the SQLite run covers them (~50 s each)")
+    import gguf
+    import torch
+    from peft import PeftModel
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText
+
+    name = fine_tuned.fine_tuned_model
+    assert name is not None
+    done, folder = await export_by_name(app_client, keys.a, name, "pt", tmp_path / "pt")
+    assert done["model"] == name and json.loads((folder / "export.json").read_text())["model"] == name
+    code = (folder / "README.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(code.replace("PATH/TO/THIS/FOLDER", str(folder)), scope)  # the loader as the note says
+    image = tmp_path / "red.png"
+    Image.new("RGB", (56, 56), (220, 30, 30)).save(image)
+    inputs = image_inputs(scope["processor"], image)
+    base = AutoModelForImageTextToText.from_pretrained(str(tiny), dtype=torch.float32).eval()
+    reference = PeftModel.from_pretrained(base, str(adapter)).eval()
+    assert torch.allclose(last_logits(scope["model"], inputs), last_logits(reference, inputs), atol=1e-4)
+    _done, folder = await export_by_name(app_client, keys.a, name, "gguf", tmp_path / "gguf")
+    ggufs = sorted(p.name for p in folder.glob("*.gguf"))
+    assert len(ggufs) == 2 and ggufs[1].startswith("mmproj-"), ggufs
+    language = gguf.GGUFReader(folder / ggufs[0])
+    assert language.fields["general.architecture"].contents() == "qwen2vl"
+    projector = gguf.GGUFReader(folder / ggufs[1])
+    assert projector.fields["general.architecture"].contents() == "clip"
+    assert {t.name for t in language.tensors} >= {"token_embd.weight", "output_norm.weight"}
+
+
 async def test_fine_tuned_exports_refuse_unknown_foreign_deleted_models_and_bad_formats(
     app_client: AsyncTestClient[Any], keys: Keys, fine_tuned: db.FineTuningJob, adapter: Path,
     checkpoint_adapter: Path,
