@@ -17,6 +17,7 @@ import hmac
 import time
 from typing import Any
 
+from litestar import Controller
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -122,3 +123,10 @@ async def principal_for(authorization: str | None, static: StaticKeys, cache: Ke
 async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Litestar guard for the API routes: authenticates and leaves the principal in ``state.principal``."""
     connection.state.principal = await authenticate(connection)
+
+
+class KeyedController(Controller):
+    """A controller whose every route needs an API key (``require_api_key``): the base of the API families'
+    controllers; a subclass adds its ``tags`` and routes."""
+
+    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute

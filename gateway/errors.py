@@ -145,36 +145,33 @@ class InvalidStructuredOutputError(
     """The model's answer broke its structured-output constraint (after any retries)."""
 
 
-class EngineUnavailableError(GatewayError, status=503, type="service_unavailable", code="engine_unavailable"):
+class ServiceUnavailableError(GatewayError, status=503, type="service_unavailable"):
+    """503 with ``Retry-After``: something the request needs is briefly unavailable; the same request may
+    succeed later (a subclass says after how many seconds by default)."""
+
+    retry_after_s: ClassVar[int] = 5
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        seconds = self.retry_after_s if retry_after is None else retry_after
+        super().__init__(message, headers={"Retry-After": str(seconds)})
+
+
+class EngineUnavailableError(ServiceUnavailableError, code="engine_unavailable"):
     """No engine can take the request now (starting, restarting, unreachable)."""
 
-    def __init__(self, message: str, *, retry_after: int = 5) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
-
-class DatabaseUnavailableError(GatewayError):
+class DatabaseUnavailableError(ServiceUnavailableError, code="database_unavailable"):
     """The database cannot be reached or is locked for longer than the wait allows: nothing was written."""
 
-    status_code = 503
-    error_type = "service_unavailable"
-    default_code = "database_unavailable"
-
-    def __init__(self, message: str, *, retry_after: int = 2) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+    retry_after_s = 2
 
 
-class InsufficientStorageError(GatewayError):
+class InsufficientStorageError(GatewayError, status=507, code="insufficient_storage"):
     """The disk (or the file-size limit) is full: the file was not stored, and no part of it was kept."""
 
-    status_code = 507
-    error_type = "server_error"
-    default_code = "insufficient_storage"
 
-
-class EngineTimeoutError(GatewayError):
-    status_code = 504
-    error_type = "timeout"
-    default_code = "engine_timeout"
+class EngineTimeoutError(GatewayError, status=504, type="timeout", code="engine_timeout"):
+    """The engine did not answer in time."""
 
 
 _REJECTED_BY_STATUS: dict[int, type[GatewayError]] = {

@@ -412,10 +412,16 @@ class ExportJob(Model):
         "models.Workspace", related_name="exports", on_delete=fields.NO_ACTION
     )
     workspace_id: uuid.UUID
-    version: fields.ForeignKeyRelation[ModelVersion] = fields.ForeignKeyField(
-        "models.ModelVersion", related_name="exports", on_delete=fields.CASCADE
+    # What is exported: a platform task version, or a model of the fine-tuning API (exactly one is set;
+    # ``model`` is its public name, for a fine-tuned model the final model's or one checkpoint's).
+    version: fields.ForeignKeyNullableRelation[ModelVersion] = fields.ForeignKeyField(
+        "models.ModelVersion", related_name="exports", on_delete=fields.CASCADE, null=True
     )
-    version_id: uuid.UUID
+    version_id: uuid.UUID | None
+    fine_tuning_job: fields.ForeignKeyNullableRelation[FineTuningJob] = fields.ForeignKeyField(
+        "models.FineTuningJob", related_name="exports", on_delete=fields.CASCADE, null=True
+    )
+    fine_tuning_job_id: uuid.UUID | None
     model = fields.CharField(max_length=300)
     format = fields.CharField(max_length=16)
     gguf_type = fields.CharField(max_length=8, default="")

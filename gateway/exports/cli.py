@@ -3,7 +3,8 @@
 No gateway needs to run: the model is looked up in the gateway's database (``--data-dir`` /
 ``--database-url`` as for ``serve``), its adapter and base model are read from disk, and the export is
 written to DIR (created; it must be absent or empty) with a ``SHA256SUMS`` file. MODEL is
-``task-<task id>-v<N>``, ``task-<task id>`` (the production version) or a model version id.
+``task-<task id>-v<N>``, ``task-<task id>`` (the production version), a model version id, or a model of
+the fine-tuning API: ``ft:<base>:<suffix>:<job>`` or one of its checkpoints (``...:ckpt-step-<N>``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TextIO
 
 from gateway.db.connection import open_database
 from gateway.errors import GatewayError
-from gateway.exports.sources import BaseModels, export_source, version_by_name
+from gateway.exports.sources import BaseModels, export_source, trained_by_name
 from gateway.settings import Settings
 from gateway.training.service import local_adapter_path
 from models_store.export import FORMATS, GGUF_TYPES, ExportError, ExportRefused, ExportSource, stderr_progress
@@ -30,7 +31,10 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "export", help="export a trained model as adapter, merged safetensors, GGUF or .pt (offline)",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )  # fmt: skip
-    export.add_argument("model", help="task-<task id>-v<N>, task-<task id>, or a model version id")
+    export.add_argument(
+        "model",
+        help="task-<task id>-v<N>, task-<task id>, a model version id, or ft:<base>:<suffix>:<job>[...]",
+    )
     export.add_argument("--format", choices=FORMATS, required=True)
     export.add_argument("--out", type=Path, required=True, help="the folder to write (absent or empty)")
     export.add_argument("--gguf-type", choices=GGUF_TYPES, default="f16", help="GGUF weights (default f16)")
@@ -66,12 +70,11 @@ def cmd_export(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 async def _source(args: argparse.Namespace, settings: Settings) -> ExportSource:
     """The model's adapter and base directories, read from the gateway's database."""
     async with open_database(settings.db_url):
-        version = await version_by_name(args.model)
-    if args.base_model is not None:  # the operator's directory wins over the training job's
-        store = open_store(settings.store_location, settings.store_cache_dir)
-        bases = BaseModels({version.base_model: str(args.base_model)})
-        return export_source(version, None, bases, functools.partial(local_adapter_path, store))
-    served = {settings.engine_name: settings.model} if settings.model else {}
+        trained = await trained_by_name(args.model, None)
     store = open_store(settings.store_location, settings.store_cache_dir)
     adapter_path = functools.partial(local_adapter_path, store)
-    return export_source(version, store.local_path("jobs"), BaseModels(served), adapter_path)
+    if args.base_model is not None:  # the operator's directory wins over the training job's
+        bases = BaseModels({trained.base_model: str(args.base_model)})
+        return export_source(trained, None, bases, adapter_path)
+    served = {settings.engine_name: settings.model} if settings.model else {}
+    return export_source(trained, store.local_path("jobs"), BaseModels(served), adapter_path)

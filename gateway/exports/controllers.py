@@ -1,15 +1,16 @@
-"""HTTP routes of model exports: start one for a trained version, follow it, download its archive.
+"""HTTP routes of model exports: start one for a trained model (a version by id, or any trained model by
+name, ``ft:...`` models of the fine-tuning API included), list them, follow one, download its archive.
 One service call each; the service holds the queries and the files."""
 
 from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import File
 
 from gateway.auth import require_api_key
@@ -21,6 +22,11 @@ from gateway.platform_api.crud import to_page
 Exports = NamedDependency[ExportService]
 ModelId = FromPath[uuid.UUID]
 ExportId = FromPath[uuid.UUID]
+ModelQ = Annotated[
+    str | None,
+    Parameter(description="only exports of this model: `ft:...`, `task-<task id>-v<N>` or `task-<task id>`",
+              max_length=300),
+]  # fmt: skip
 
 
 def _base_url(request: Request[Any, Any, Any]) -> str:
@@ -45,6 +51,32 @@ class ExportController(Controller):
         ws: Ws,
     ) -> wire.Export:
         return wire.export_out(await export_service.start(ws, model_id, data), _base_url(request))
+
+    @post(
+        "/vlm/v2/exports/",
+        status_code=201,
+        summary="Export a trained model by name: `ft:...` (fine-tuning API), `task-<id>-vN`, `task-<id>`",
+    )
+    async def start_named(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[wire.NamedExportRequest],
+        export_service: Exports,
+        ws: Ws,
+    ) -> wire.Export:
+        return wire.export_out(await export_service.start_named(ws, data), _base_url(request))
+
+    @get("/vlm/v2/exports/", summary="List the workspace's exports, newest first (`model`: one model's only)")
+    async def list_workspace_exports(
+        self,
+        request: Request[Any, Any, Any],
+        export_service: Exports,
+        ws: Ws,
+        paging: Page,
+        model: ModelQ = None,
+    ) -> wire.ExportPage:
+        page = await export_service.workspace_page(ws, model, paging, _base_url(request))
+        return to_page(wire.ExportPage, page)
 
     @get("/vlm/v2/model/{model_id:uuid}/exports/", summary="List a model version's exports, newest first")
     async def list_exports(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 from gateway.db import models as db
 from gateway.db.render import from_row
+from gateway.finetuning.schemas import job_id
 
 Format = Literal["adapter", "merged", "gguf", "pt"]
 GgufType = Literal["f16", "f32"]
@@ -24,6 +25,14 @@ class ExportRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     workspace: str | None = None
 
 
+class NamedExportRequest(ExportRequest, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /vlm/v2/exports/: the model by the name clients use, ``task-<task id>-v<N>``,
+    ``task-<task id>`` (the production version) or a fine-tuned model of the fine-tuning API,
+    ``ft:<base>:<suffix>:<job>`` or one of its checkpoints (``...:ckpt-step-<N>``)."""
+
+    model: Annotated[str, Meta(min_length=1, max_length=300)]
+
+
 class ExportEvent(Struct):
     created_at: str
     level: str
@@ -35,7 +44,8 @@ class Export(Struct):
     id: uuid.UUID
     object: str
     model: str
-    model_id: uuid.UUID
+    model_id: uuid.UUID | None  # the model version exported (None for a fine-tuning API model)
+    fine_tuning_job: str | None  # ``ftjob-...``: the fine-tuning job whose model (or checkpoint) is exported
     format: str
     gguf_type: str | None
     status: str
@@ -70,6 +80,7 @@ def export_out(row: db.ExportJob, base_url: str) -> Export:
         row,
         object="model.export",
         model_id=row.version_id,
+        fine_tuning_job=job_id(row.fine_tuning_job_id) if row.fine_tuning_job_id else None,
         gguf_type=row.gguf_type or None,
         progress=1.0 if ready else round(row.progress, 4),
         file_name=row.file_name or None,

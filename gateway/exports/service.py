@@ -1,11 +1,12 @@
-"""Exports of trained model versions: start a conversion job, follow it, serve its archive, expire it.
+"""Exports of trained models: start a conversion job, follow it, serve its archive, expire it.
 
-Flow: ``start`` checks the request without loading anything (the version in the workspace, its files on
-this machine, the format possible for its architecture), records an ``ExportJob`` and runs the exporter as
-a child process (``gateway.exports.runner``), at most ``concurrency`` at a time. The child builds the archive
-under ``exports/.tmp-<id>/``; only a complete archive is renamed to ``exports/<id>/``, and a failure
-removes the directory: a failed export leaves nothing. Succeeded exports expire after ``ttl_s`` (their
-files are deleted, the job stays as ``expired``).
+Flow: ``start`` (a version by id) and ``start_named`` (any trained model by name: a version or a model of
+the fine-tuning API, ``ft:...``) check the request without loading anything (the model in the workspace,
+its files on this machine, the format possible for its architecture), record an ``ExportJob`` and run the
+exporter as a child process (``gateway.exports.runner``), at most ``concurrency`` at a time. The child
+builds the archive under ``exports/.tmp-<id>/``; only a complete archive is renamed to ``exports/<id>/``,
+and a failure removes the directory: a failed export leaves nothing. Succeeded exports expire after
+``ttl_s`` (their files are deleted, the job stays as ``expired``).
 
 Several gateways may share the database and the store, so nothing assumes this process is the only one:
 the gateway running a job renews its ``heartbeat``; every gateway's periodic sweep fails jobs whose
@@ -30,8 +31,8 @@ from typing import Any
 from gateway.db import models as db
 from gateway.errors import ClientError, ConflictError, FieldsInvalidError, NotFoundError
 from gateway.exports.runner import ExportEvent, run_export
-from gateway.exports.schemas import Export, ExportRequest, export_out
-from gateway.exports.sources import BaseModels, export_source
+from gateway.exports.schemas import Export, ExportRequest, NamedExportRequest, export_out
+from gateway.exports.sources import BaseModels, Trained, export_source, trained_by_name
 from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate
 from gateway.training.service import local_adapter_path
 from models_store.export import ExportError, ExportRefused, ExportSource, check_format
@@ -88,12 +89,21 @@ class ExportService:
 
     # -- requests ----------------------------------------------------------------------------------------
     async def start(self, ws: uuid.UUID, version_id: uuid.UUID, request: ExportRequest) -> db.ExportJob:
+        """Export the version ``version_id`` of the workspace (``start_trained``)."""
+        return await self.start_trained(
+            ws, Trained.of_version(await self.version_in(ws, version_id)), request
+        )
+
+    async def start_named(self, ws: uuid.UUID, request: NamedExportRequest) -> db.ExportJob:
+        """Export the model ``request.model`` names in the workspace (``start_trained``); 404 else."""
+        return await self.start_trained(ws, await trained_by_name(request.model, ws), request)
+
+    async def start_trained(self, ws: uuid.UUID, trained: Trained, request: ExportRequest) -> db.ExportJob:
         """Check the request and queue the export; 400/404/409 before anything runs."""
-        version = await self.version_in(ws, version_id)
         if request.gguf_type is not None and request.format != "gguf":
             raise FieldsInvalidError({"gguf_type": "applies to format `gguf` only"})
         gguf_type = (request.gguf_type or "f16") if request.format == "gguf" else ""
-        source = export_source(version, self.jobs_dir, self.bases, self.adapter_path)
+        source = export_source(trained, self.jobs_dir, self.bases, self.adapter_path)
         try:  # reads config and tokenizer files (a real tokenizer.json is megabytes): off the event loop
             await asyncio.to_thread(check_format, request.format, source, gguf_type or "f16")
         except ExportRefused as exc:
@@ -103,9 +113,9 @@ class ExportService:
                 f"{source.name} cannot be exported: {exc}", code="model_files_missing"
             ) from None
         async with self._start_lock:
-            await self._refuse_duplicate(version, request.format, gguf_type)
+            await self._refuse_duplicate(trained, request.format, gguf_type)
             row = await db.ExportJob.create(
-                workspace_id=ws, version=version, model=source.name, format=request.format,
+                workspace_id=ws, **trained.owner, model=source.name, format=request.format,
                 gguf_type=gguf_type, status="queued", heartbeat=now(), events=[event("Export queued")],
             )  # fmt: skip
         self._tasks[row.id] = asyncio.create_task(self._run(row.id, source, request.format, gguf_type))
@@ -116,8 +126,10 @@ class ExportService:
         return await get_in_workspace(db.ModelVersion, version_id, ws, "Model")
 
     @staticmethod
-    async def _refuse_duplicate(version: db.ModelVersion, fmt: str, gguf_type: str) -> None:
-        same = db.ExportJob.filter(version=version, format=fmt, gguf_type=gguf_type, status__in=ACTIVE)
+    async def _refuse_duplicate(trained: Trained, fmt: str, gguf_type: str) -> None:
+        same = db.ExportJob.filter(
+            **trained.owner, model=trained.name, format=fmt, gguf_type=gguf_type, status__in=ACTIVE
+        )
         active = await same.first()
         if active is not None:
             raise ConflictError(
@@ -129,12 +141,26 @@ class ExportService:
         self, ws: uuid.UUID, version_id: uuid.UUID, paging: PageRequest, base_url: str
     ) -> Page:
         """One page of a version's exports, newest first, rendered with links under ``base_url``."""
-        version = await self.version_in(ws, version_id)
+        version = Trained.of_version(await self.version_in(ws, version_id))
+        return await self._page(db.ExportJob.filter(**version.owner), paging, base_url)
 
-        async def render(rows: Any) -> list[Export]:
-            return [export_out(row, base_url) for row in rows]
+    async def workspace_page(
+        self, ws: uuid.UUID, model: str | None, paging: PageRequest, base_url: str
+    ) -> Page:
+        """One page of the workspace's exports, newest first; with ``model``, that model's only (404 when
+        the workspace has no such model)."""
+        rows = db.ExportJob.filter(workspace_id=ws)
+        if model is not None:
+            trained = await trained_by_name(model, ws)
+            rows = rows.filter(**trained.owner, model=trained.name)
+        return await self._page(rows, paging, base_url)
 
-        return await paginate(db.ExportJob.filter(version=version).order_by("-created"), paging, render)
+    @staticmethod
+    async def _page(rows: Any, paging: PageRequest, base_url: str) -> Page:
+        async def render(page: Any) -> list[Export]:
+            return [export_out(row, base_url) for row in page]
+
+        return await paginate(rows.order_by("-created"), paging, render)
 
     async def get(self, ws: uuid.UUID, export_id: uuid.UUID) -> db.ExportJob:
         row = await db.ExportJob.filter(id=export_id, workspace_id=ws).first()

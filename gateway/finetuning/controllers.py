@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, Parameter
 
-from gateway.auth import require_api_key
+from gateway.auth import KeyedController
 from gateway.dependencies import Ws
 from gateway.finetuning import schemas as wire
 from gateway.finetuning.files import FileService
@@ -38,9 +38,8 @@ class FileUpload:
     workspace: str | None = None
 
 
-class FilesController(Controller):
+class FilesController(KeyedController):
     path = "/v1/files"
-    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
     tags = ["OpenAI fine-tuning"]  # noqa: RUF012
 
     @post("/", status_code=200, summary="Upload a file (a `fine-tune` file is checked line by line)")
@@ -85,9 +84,8 @@ class FilesController(Controller):
         return await file_service.delete(ws, file_id)
 
 
-class FineTuningController(Controller):
+class FineTuningController(KeyedController):
     path = "/v1/fine_tuning/jobs"
-    guards = [require_api_key]  # noqa: RUF012
     tags = ["OpenAI fine-tuning"]  # noqa: RUF012
 
     @post("/", status_code=200, summary="Create a fine-tuning job (files checked first; 400 names bad lines)")

@@ -63,6 +63,18 @@ def served_names(job: db.FineTuningJob) -> list[Served]:
     return [s for s in out if s.name not in gone]
 
 
+async def fine_tuned_model(model: str, workspace: Workspace) -> tuple[db.FineTuningJob, Served]:
+    """The job of ``model`` (a fine-tuned model or one of its checkpoints, not deleted) and its served
+    name, in ``workspace`` (None: any, for the operator's command line); 404 ``model_not_found`` else."""
+    job = await db.FineTuningJob.filter(fine_tuned_model=model.split(CHECKPOINT_MARK, 1)[0]).first()
+    if job is None or (workspace is not None and str(job.workspace_id) != str(workspace)):
+        raise ModelNotFoundError(model)
+    served = next((s for s in served_names(job) if s.name == model), None)
+    if served is None:
+        raise ModelNotFoundError(model)
+    return job, served
+
+
 class FineTunedModels:
     """``ModelKind`` of ``ft:`` names and ``JobPublisher`` of the fine-tuning API's jobs."""
 
@@ -76,12 +88,7 @@ class FineTunedModels:
         return model.startswith("ft:")
 
     async def adapter_for(self, model: str, workspace: Workspace) -> str:
-        job = await self._job_of(model)
-        if job is None or (workspace is not None and str(job.workspace_id) != str(workspace)):
-            raise ModelNotFoundError(model)
-        served = next((s for s in served_names(job) if s.name == model), None)
-        if served is None:
-            raise ModelNotFoundError(model)
+        _job, served = await fine_tuned_model(model, workspace)
         await self._ensure_registered(served)
         return served.name
 
@@ -94,10 +101,6 @@ class FineTunedModels:
                 card = ModelCard(served.name, served.created, OWNER, root=served.name, parent=job.model)
                 kept.append(card)
         return kept
-
-    async def _job_of(self, model: str) -> db.FineTuningJob | None:
-        name = model.split(CHECKPOINT_MARK, 1)[0]
-        return await db.FineTuningJob.filter(fine_tuned_model=name).first()
 
     async def _ensure_registered(self, served: Served) -> None:
         if self.registry.get(served.name) is not None:
@@ -174,12 +177,7 @@ class FineTunedModels:
             raise PermissionDeniedError(
                 f"Only fine-tuned models (`ft:...`) can be deleted; `{model}` is not one."
             )
-        job = await self._job_of(model)
-        if job is None or job.workspace_id != workspace:
-            raise ModelNotFoundError(model)
-        served = next((s for s in served_names(job) if s.name == model), None)
-        if served is None:
-            raise ModelNotFoundError(model)
+        job, served = await fine_tuned_model(model, workspace)
         if self.registry.get(served.name) is not None:
             self.registry.unregister(served.name)
         await asyncio.to_thread(self.store.delete, f"lora/{served.name}.json")

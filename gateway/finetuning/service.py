@@ -2,7 +2,7 @@
 
 ``create`` checks the request and both files (every bad line named in one 400; nothing is created for a bad
 file), writes the conversations and their checked images into the job's folder in the store
-(``jobs/<id>/media/``), and starts the job through ``TrainingService.start_for``: the same lease, trainer
+(``jobs/<id>/media/``), and starts the job through ``TrainingService.start_prepared``: the same lease, trainer
 child, events, checkpoints, cancel, resume and take-over as ``/vlm/v2`` training, so the job is also
 ``GET /vlm/v2/training-job/<uuid>/``. Status, progress and events are the training job's; this service adds
 OpenAI's view of them (``ftjob-`` ids, statuses, ``error``, ``estimated_finish``, events newest first) and the
@@ -41,7 +41,7 @@ from gateway.finetuning.training_file import (
     resolve_media,
 )
 from gateway.media.pipeline import MediaPipeline
-from gateway.training.service import TrainingService
+from gateway.training.service import PreparedJob, TrainingService
 
 STATUS = {"interrupted": "queued"}  # taken over by a gateway shortly; OpenAI has no such status
 FINAL = ("succeeded", "failed", "cancelled")
@@ -94,8 +94,10 @@ class FineTuningService:
             raise
         await self._event(job_id, "Files validated, moving job to queued state")
         await db.TrainingJob.filter(id=job_id).update(status="queued")
-        spec = {"examples": examples, "held_out": held_out, "hyperparameters": msgspec.to_builtins(hp)}
-        await self.training.start_for(job_id, spec)
+        prepared = PreparedJob(
+            train=examples, held_out=held_out, hyperparameters=msgspec.to_builtins(hp), seed=hp.seed or 0
+        )
+        await self.training.start_prepared(job_id, prepared)
         await self._event(job_id, "Fine-tuning job started")
         return await self.get(ws, wire.job_id(job_id))
 

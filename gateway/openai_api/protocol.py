@@ -8,7 +8,7 @@ Responses and stream chunks mirror OpenAI's shapes exactly; fields that only vLL
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -306,15 +306,24 @@ class Choice(msgspec.Struct):
     confidence: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
 
 
-class ChatCompletion(msgspec.Struct):
+ChoiceT = TypeVar("ChoiceT")
+
+
+class _Completion(msgspec.Struct, Generic[ChoiceT]):
+    """What a whole answer and a stream chunk share; each says its ``object`` and kind of choice."""
+
     id: str
     created: int
     model: str
-    choices: list[Choice]
-    object: Literal["chat.completion"] = "chat.completion"
+    choices: list[ChoiceT]
+    object: str = ""
     usage: Usage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+
+
+class ChatCompletion(_Completion[Choice]):
+    object: Literal["chat.completion"] = "chat.completion"
 
 
 class Delta(msgspec.Struct, omit_defaults=True):
@@ -332,15 +341,8 @@ class ChunkChoice(msgspec.Struct):
     logprobs: ChoiceLogprobs | None = None
 
 
-class ChatCompletionChunk(msgspec.Struct):
-    id: str
-    created: int
-    model: str
-    choices: list[ChunkChoice]
+class ChatCompletionChunk(_Completion[ChunkChoice]):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    usage: Usage | None = None
-    system_fingerprint: str | None = None
-    service_tier: str | None = None
 
 
 # ---------------------------------------------------------------- models

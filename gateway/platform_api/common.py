@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlencode
 
 import msgspec
+from tortoise.functions import Count
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -66,12 +67,22 @@ async def paginate(
     )
 
 
-async def get_in_workspace(model: type[M], object_id: uuid.UUID, workspace: uuid.UUID, what: str) -> M:
-    """The object with ``object_id`` in ``workspace`` (directly, or via its dataset or task), else 404."""
+async def get_in_workspace(
+    model: type[M], object_id: uuid.UUID, workspace: uuid.UUID, what: str, *, param: str | None = None
+) -> M:
+    """The object with ``object_id`` in ``workspace`` (directly, or via its dataset or task), else 404
+    (naming the request's ``param`` when given)."""
     row = await model.filter(id=object_id, **_workspace_filter(model, workspace)).first()
     if row is None:
-        raise NotFoundError(f"{what} {object_id} not found.")
+        raise NotFoundError(f"{what} {object_id} not found.", param=param)
     return row
+
+
+async def counts_by(model: type[Model], key: str, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many rows of ``model`` point at each of ``ids`` through the foreign key column ``key``
+    (e.g. samples per dataset: ``counts_by(Sample, "dataset_id", ids)``); ids without rows are left out."""
+    rows = await model.filter(**{f"{key}__in": ids}).annotate(n=Count("id")).group_by(key).values(key, "n")
+    return {uuid.UUID(str(row[key])): int(row["n"]) for row in rows}
 
 
 async def referenced(model: type[M], object_id: uuid.UUID, workspace: uuid.UUID, field: str, what: str) -> M:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from gateway.auth import require_api_key
+from gateway.auth import KeyedController
 from gateway.dependencies import Caller, Ws
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.crud import Resource, with_crud
@@ -31,8 +31,7 @@ DatasetQ = Annotated[uuid.UUID | None, Parameter(description="only objects of th
 TestQ = Annotated[bool | None, Parameter(description="only test (true) or only training (false) samples")]
 
 
-class PlatformController(Controller):
-    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
+class PlatformController(KeyedController):
     tags = ["Platform"]  # noqa: RUF012
 
 

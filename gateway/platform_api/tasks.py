@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from gateway.db import models as db
@@ -26,6 +25,7 @@ from gateway.platform_api.common import (
     Page,
     PageRequest,
     changes,
+    counts_by,
     paginate,
     referenced,
     require_fields,
@@ -161,8 +161,8 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
     @staticmethod
     async def render(datasets: Sequence[db.Dataset]) -> list[wire.Dataset]:
         ids = [d.id for d in datasets]
-        samples = await _counts(db.Sample, ids)
-        variables = await _counts(db.Variable, ids)
+        samples = await counts_by(db.Sample, "dataset_id", ids)
+        variables = await counts_by(db.Variable, "dataset_id", ids)
         defined: dict[uuid.UUID, set[str]] = {}
         for dataset_id, name in await db.Variable.filter(dataset_id__in=ids).values_list(
             "dataset_id", "name"
@@ -185,15 +185,3 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
             )
             for d in datasets
         ]
-
-
-async def _counts(
-    model: type[db.Sample] | type[db.Variable], dataset_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    rows = (
-        await model.filter(dataset_id__in=dataset_ids)
-        .annotate(n=Count("id"))
-        .group_by("dataset_id")
-        .values("dataset_id", "n")
-    )
-    return {uuid.UUID(str(row["dataset_id"])): int(row["n"]) for row in rows}

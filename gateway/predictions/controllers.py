@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from gateway.auth import require_api_key
+from gateway.auth import KeyedController
 from gateway.dependencies import Ws
 from gateway.predictions import schemas as wire
 from gateway.predictions.service import PredictionService
@@ -24,8 +24,7 @@ Limit = Annotated[int, Parameter(ge=1, le=1000, description="predictions to retu
 Predictions = NamedDependency[PredictionService]
 
 
-class PredictionController(Controller):
-    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
+class PredictionController(KeyedController):
     tags = ["Predictions"]  # noqa: RUF012
 
     @post("/v1/image/generate", status_code=201, summary="Predict from images in a domain (vlm.run)")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from gateway.auth import require_api_key
+from gateway.auth import KeyedController
 from gateway.dependencies import Page, Ws
 from gateway.platform_api.crud import to_page
 from gateway.recognition import schemas as wire
@@ -41,8 +41,7 @@ ImageForm = form_operation(
 TrainForm = form_operation("optional: hyperparameters (JSON), seed")
 
 
-class RecognitionController(Controller):
-    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
+class RecognitionController(KeyedController):
     tags = ["Recognition"]  # noqa: RUF012
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from gateway.db import models as db
-from gateway.errors import FieldsInvalidError, NotFoundError
-from gateway.platform_api.common import Page, PageRequest, paginate
+from gateway.errors import FieldsInvalidError
+from gateway.platform_api.common import Page, PageRequest, counts_by, get_in_workspace, paginate
 from gateway.platform_api.tasks import TaskService
 from gateway.recognition import schemas as wire
 
@@ -79,10 +78,7 @@ class RecognitionEntities:
 
     @staticmethod
     async def task_row(ws: uuid.UUID, task_id: uuid.UUID) -> db.RecognitionTask:
-        row = await db.RecognitionTask.filter(id=task_id, workspace_id=ws).first()
-        if row is None:
-            raise NotFoundError(f"Task {task_id} not found.", param="task_id")
-        return row
+        return await get_in_workspace(db.RecognitionTask, task_id, ws, "Task", param="task_id")
 
     @staticmethod
     async def render_tasks(rows: Sequence[db.RecognitionTask]) -> list[wire.RecognitionTask]:
@@ -162,26 +158,13 @@ class RecognitionEntities:
 
 
 async def label_row(ws: uuid.UUID, label_id: uuid.UUID) -> db.RecognitionLabel:
-    row = await db.RecognitionLabel.filter(id=label_id, workspace_id=ws).first()
-    if row is None:
-        raise NotFoundError(f"Label {label_id} not found.")
-    return row
+    return await get_in_workspace(db.RecognitionLabel, label_id, ws, "Label")
 
 
 async def render_labels(rows: Sequence[db.RecognitionLabel]) -> list[wire.Label]:
     ids = [r.id for r in rows]
-    images = dict(
-        await db.TrainingImageLabel.filter(label_id__in=ids)
-        .annotate(n=Count("id"))
-        .group_by("label_id")
-        .values_list("label_id", "n")
-    )
-    tasks = dict(
-        await db.RecognitionTaskLabel.filter(label_id__in=ids)
-        .annotate(n=Count("id"))
-        .group_by("label_id")
-        .values_list("label_id", "n")
-    )
+    images = await counts_by(db.TrainingImageLabel, "label_id", ids)
+    tasks = await counts_by(db.RecognitionTaskLabel, "label_id", ids)
     return [
         wire.Label(
             id=r.id,

@@ -30,7 +30,7 @@ from gateway.recognition.classifier import (
 )
 from gateway.recognition.entities import RecognitionEntities
 from gateway.training.data import FROM_JOB_FOLDER
-from gateway.training.service import TrainingService
+from gateway.training.service import PreparedJob, TrainingService
 from models_store.image_store import image_key
 
 MIN_LABELS = 2
@@ -162,8 +162,9 @@ class RecognitionTraining:
             ],
         )
         task = await db.Task.get(id=row.task_id)
-        return await self.training.start_prepared(
-            task, train, held_out, seed=body.seed,
+        prepared = PreparedJob(
+            train=train, held_out=held_out, seed=body.seed,
             hyperparameters={**DEFAULT_HYPERPARAMETERS, **body.hyperparameters},
             files={PLAN_FILE: msgspec.json.encode(plan)},
         )  # fmt: skip
+        return await self.training.start_prepared(task, prepared)

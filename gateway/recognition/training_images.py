@@ -13,9 +13,9 @@ from typing import Any
 from litestar.datastructures import UploadFile
 
 from gateway.db import models as db
-from gateway.errors import FieldsInvalidError, NotFoundError
+from gateway.errors import FieldsInvalidError
 from gateway.platform_api import schemas as platform_wire
-from gateway.platform_api.common import Page, PageRequest, paginate
+from gateway.platform_api.common import Page, PageRequest, get_in_workspace, paginate, referenced
 from gateway.platform_api.images import ImageService, Upload, image_file_url, records_from_json
 from gateway.recognition import schemas as wire
 from gateway.recognition.entities import RecognitionEntities, label_row
@@ -106,17 +106,11 @@ class TrainingImages:
 
 
 async def label_row_or_400(ws: uuid.UUID, label_id: uuid.UUID) -> db.RecognitionLabel:
-    row = await db.RecognitionLabel.filter(id=label_id, workspace_id=ws).first()
-    if row is None:
-        raise FieldsInvalidError({"labels": f"label {label_id} not found"})
-    return row
+    return await referenced(db.RecognitionLabel, label_id, ws, "labels", "label")
 
 
 async def image_row(ws: uuid.UUID, image_id: uuid.UUID) -> db.TrainingImage:
-    row = await db.TrainingImage.filter(id=image_id, workspace_id=ws).first()
-    if row is None:
-        raise NotFoundError(f"Training image {image_id} not found.")
-    return row
+    return await get_in_workspace(db.TrainingImage, image_id, ws, "Training image")
 
 
 async def render_images(rows: Sequence[db.TrainingImage]) -> list[wire.TrainingImage]:

@@ -7,12 +7,12 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import File
 
-from gateway.auth import require_api_key
+from gateway.auth import KeyedController
 from gateway.dependencies import Page, Ws
 from gateway.errors import FieldsInvalidError
 from gateway.platform_api.crud import to_page
@@ -40,8 +40,7 @@ async def train_request(request: Request[Any, Any, Any]) -> TrainRequest:
         raise FieldsInvalidError({"body": f"is not valid JSON ({exc})"}) from None
 
 
-class TrainingController(Controller):
-    guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
+class TrainingController(KeyedController):
     tags = ["Training"]  # noqa: RUF012
 
     @post("/vlm/v2/task/{task_id:uuid}/train/", status_code=201, summary="Start training the task's model")

@@ -1,9 +1,11 @@
 """Training of a task's model: start a job from the task's samples, follow it, and publish the new version.
 
 Flow: ``start`` checks the data (every bad sample listed in one 400), refuses a second active job for the
-task (409), writes the job's spec (examples, held-out examples, base model, hyper-parameters) and starts
-the trainer through the ``JobManager`` (which owns the job through its lease in the database, so any gateway
-may finish it). When the trainer succeeds, ``_publish`` copies the adapter in the model store to
+task (409) and hands the prepared examples to ``start_prepared``, the one entry point every API family's
+training uses (the recognition API's task jobs and the fine-tuning API's task-less jobs too): it writes the
+job's spec (examples, held-out examples, base model, hyper-parameters) and starts the trainer through the
+``JobManager`` (which owns the job through its lease in the database, so any gateway may finish it).
+When the trainer succeeds, ``_publish`` copies the adapter in the model store to
 ``adapters/<task>/v<N>/`` as version N+1, registers it with the engine's adapter registry, evaluates it
 (and the base model and the previous version) on the held-out samples, and moves ``production_version``
 when the task has ``auto_deploy``. If any of that fails, the version is removed again: a failed job
@@ -19,6 +21,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -51,6 +54,19 @@ class TrainRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hyperparameters: dict[str, Any] = msgspec.field(default_factory=dict)
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 0  # numpy's seed range
     workspace: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedJob:
+    """What a training job trains on, built by the API family that starts it: the examples
+    (``finetune.spec.Example`` payloads, image paths relative to the job's folder), the hyper-parameters and
+    seed, and ``files`` written to the job's folder for its publisher (e.g. an evaluation plan)."""
+
+    train: list[dict[str, Any]]
+    held_out: list[dict[str, Any]]
+    hyperparameters: dict[str, Any]
+    seed: int = 0
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 class Publisher(Protocol):
@@ -167,84 +183,67 @@ class TrainingService:
     async def start(self, ws: uuid.UUID, task_id: uuid.UUID, body: TrainRequest) -> db.TrainingJob:
         """Check the task's data and start a job; 400 listing every bad sample, 409 if one is active."""
         task = await get_in_workspace(db.Task, task_id, ws, "Task")
-        async with self._task_locks.setdefault(task.id, asyncio.Lock()):
-            await self._refuse_if_active(task)
-            self._base_model_dir(task)
-            data = await collect_task_data(task, self.images, seed=body.seed)
-            if data.problems:
-                count = len(data.problems)
-                message = f"The task's data cannot be trained on ({count} problems)"
-                raise FieldsInvalidError(data.problems, message=message)
-            plan = eval_plan(data, max_tokens=min(task.max_tokens, MAX_EVAL_TOKENS))
-            return await self._launch(
-                task, example_payloads(data.train), example_payloads(data.held_out),
-                seed=body.seed, hyperparameters=body.hyperparameters,
-                files={"eval.json": msgspec.json.encode(plan)},
-            )  # fmt: skip
-
-    async def start_prepared(
-        self, task: db.Task, train: list[dict[str, Any]], held_out: list[dict[str, Any]], *, seed: int,
-        hyperparameters: dict[str, Any], files: dict[str, bytes],
-    ) -> db.TrainingJob:  # fmt: skip
-        """Start a job on examples another API family built (``finetune.spec.Example`` objects, image paths
-        relative to the job's folder), with ``files`` written to the job's folder for its publisher. The
-        same job, leases, events and versions as ``start``; 409 while the task has an active job."""
-        async with self._task_locks.setdefault(task.id, asyncio.Lock()):
-            await self._refuse_if_active(task)
-            return await self._launch(
-                task, train, held_out, seed=seed, hyperparameters=hyperparameters, files=files
-            )
-
-    async def _launch(
-        self, task: db.Task, train: list[dict[str, Any]], held_out: list[dict[str, Any]], *, seed: int,
-        hyperparameters: dict[str, Any], files: dict[str, bytes],
-    ) -> db.TrainingJob:  # fmt: skip
-        """Reserve the task's lease, create the job row, write its files and spec, start the trainer."""
-        base_dir = self._base_model_dir(task)
-        job_id = uuid.uuid4()
-        await self._reserve(task, job_id)
-        job = await db.TrainingJob.create(
-            id=job_id, task=task, status="queued", train_samples=len(train),
-            test_samples=len(held_out), hyperparameters=hyperparameters,
+        await self._refuse_if_active(task)  # before the data is read: a busy task is a 409, not a 400
+        self._base_model_dir(task)
+        data = await collect_task_data(task, self.images, seed=body.seed)
+        if data.problems:
+            count = len(data.problems)
+            message = f"The task's data cannot be trained on ({count} problems)"
+            raise FieldsInvalidError(data.problems, message=message)
+        plan = eval_plan(data, max_tokens=min(task.max_tokens, MAX_EVAL_TOKENS))
+        prepared = PreparedJob(
+            train=example_payloads(data.train), held_out=example_payloads(data.held_out), seed=body.seed,
+            hyperparameters=body.hyperparameters, files={"eval.json": msgspec.json.encode(plan)},
         )  # fmt: skip
-        spec = {
-            "base_model": base_dir,
+        return await self.start_prepared(task, prepared)
+
+    async def start_prepared(self, owner: db.Task | uuid.UUID, prepared: PreparedJob) -> db.TrainingJob:
+        """The one way a training job starts: lease, spec, trainer, events, checkpoints, resume and take-over.
+
+        ``owner`` is the task the job trains (a new ``TrainingJob`` row; 409 while the task has an active
+        job; the result becomes the task's next version), or the id of a task-less job whose row (status
+        ``queued``) the calling API family created (a ``JobPublisher`` that claims it serves the result).
+        """
+        if isinstance(owner, uuid.UUID):
+            return await self._launch(None, owner, prepared)
+        async with self._task_locks.setdefault(owner.id, asyncio.Lock()):
+            await self._refuse_if_active(owner)
+            return await self._launch(owner, uuid.uuid4(), prepared)
+
+    async def _launch(self, task: db.Task | None, job_id: uuid.UUID, prepared: PreparedJob) -> db.TrainingJob:
+        """Reserve the job's lease, create a task job's row, write its files and spec, start the trainer."""
+        spec: dict[str, Any] = {
+            "base_model": self._base_model_dir(task),
             "served_base_name": self.served_base_name,
             "output_dir": "output",
-            "examples": train,
-            "held_out": held_out,
-            "hyperparameters": {"seed": seed, **hyperparameters},
-            "adapter_name": task_model_name(task.id),
+            "examples": prepared.train,
+            "held_out": prepared.held_out,
+            "hyperparameters": {"seed": prepared.seed, **prepared.hyperparameters},
         }
+        await self._reserve(task, job_id)
+        if task is not None:
+            spec["adapter_name"] = task_model_name(task.id)
+            await db.TrainingJob.create(
+                id=job_id, task=task, status="queued", train_samples=len(prepared.train),
+                test_samples=len(prepared.held_out), hyperparameters=prepared.hyperparameters,
+            )  # fmt: skip
         try:
-            for name, content in files.items():
-                await self.jobs.write_file(str(job.id), name, content)
-            await self.jobs.start(str(job.id), msgspec.json.encode(spec))
-        except Exception as exc:
-            await self.jobs.store.set_status(str(job.id), "failed", error=f"could not start: {exc}")
-            await self.jobs.leases.finish(str(job.id))
-            raise
-        return await db.TrainingJob.get(id=job.id)
-
-    async def start_for(self, job_id: uuid.UUID, spec: dict[str, Any]) -> None:
-        """Start a task-less job (its ``TrainingJob`` row exists, ``queued``) on this job system: lease,
-        spec, trainer, events, checkpoints, resume and take-over as for task jobs; a ``JobPublisher`` that
-        claims it serves the result. The spec's base model and served name are filled in here."""
-        spec = {"base_model": self.base_model_dir(self.served_base_name),
-                "served_base_name": self.served_base_name, "output_dir": "output", **spec}  # fmt: skip
-        await self.jobs.reserve(str(job_id), job_group(job_id, None))
-        try:
+            for name, content in prepared.files.items():
+                await self.jobs.write_file(str(job_id), name, content)
             await self.jobs.start(str(job_id), msgspec.json.encode(spec))
         except Exception as exc:
             await self.jobs.store.set_status(str(job_id), "failed", error=f"could not start: {exc}")
             await self.jobs.leases.finish(str(job_id))
             raise
+        return await db.TrainingJob.get(id=job_id)
 
-    async def _reserve(self, task: db.Task, job_id: uuid.UUID) -> None:
+    async def _reserve(self, task: db.Task | None, job_id: uuid.UUID) -> None:
         """The job's lease for this gateway; the database refuses a second active job of the task (409)."""
         try:
-            await self.jobs.reserve(str(job_id), task_group(task.id))
+            await self.jobs.reserve(str(job_id), job_group(job_id, task.id if task else None))
         except GroupBusy:
+            if task is None:
+                raise ConflictError(f"Training job {job_id} is active already.") from None
             await self._refuse_if_active(task)  # names the active job
             raise ConflictError(
                 f"Task {task.id} already has an active training job.", code="training_in_progress"
@@ -260,8 +259,9 @@ class TrainingService:
                 code="training_in_progress",
             )
 
-    def _base_model_dir(self, task: db.Task) -> str:
-        base = task.base_model or self.served_base_name
+    def _base_model_dir(self, task: db.Task | None) -> str:
+        """The weights a job of the task trains on (a task-less job: the served base model's)."""
+        base = (task.base_model if task else None) or self.served_base_name
         if self.served_base_name and base != self.served_base_name:
             trains = self.served_base_name
             raise FieldsInvalidError(

@@ -12,12 +12,9 @@ Downloads are checked against their SHA-256 header.
 from __future__ import annotations
 
 import base64
-import hashlib
-import io
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -92,20 +89,7 @@ def served_answers(
 def export(version: dict[str, Any], fmt: str, into: Path) -> Path:
     """Export over the API, download the tar, check its SHA-256, unpack it; the export's folder."""
     api: Platform = version["api"]
-    started = api.call("POST", f"/vlm/v2/model/{version['id']}/export/", {"format": fmt}, 201)
-    done = api.wait(f"/vlm/v2/export/{started['id']}/")
-    assert done["status"] == "succeeded", done
-    download = api.http.get(done["download_url"])
-    assert download.status_code == 200
-    assert (
-        hashlib.sha256(download.content).hexdigest()
-        == download.headers["x-checksum-sha256"]
-        == done["sha256"]
-    )
-    with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
-        tar.extractall(into, filter="data")
-    (folder,) = into.iterdir()
-    return folder
+    return api.export(f"/vlm/v2/model/{version['id']}/export/", {"format": fmt}, into)
 
 
 def test_merged_export_answers_like_the_served_adapter(

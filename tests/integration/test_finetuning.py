@@ -19,6 +19,8 @@ import pytest
 
 from tests.integration.conftest import GatewayProcess, keys_cli
 from tests.support import colour_task
+from tests.support.export_model import greedy, image_inputs
+from tests.support.platform_task import Platform, ask_colour
 
 COMPLEMENT = {"red": "green", "green": "red", "blue": "yellow", "yellow": "blue", "black": "white",
               "white": "black"}  # fmt: skip
@@ -145,6 +147,36 @@ def test_fine_tuned_model_is_served_at_once_and_has_learned_the_rule(
     images = colour_task.write_images(tmp_path, 1, seed=3)
     learned, base = answers(client, model, images), answers(client, "tiny", images)
     assert right(learned, images) >= 4 and right(base, images) <= 1, (images, learned, base)
+
+
+def test_fine_tuned_model_exported_by_name_answers_outside_as_it_is_served(
+    tuned: dict[str, Any], gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """Take the model home: exported by name (``POST /vlm/v2/exports/``) and downloaded, the fine-tuned
+    model gives the gateway + vLLM's greedy answers on new images as ``merged`` in transformers and as
+    ``adapter`` with peft on the base."""
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    client, model = tuned["client"], tuned["job"].fine_tuned_model
+    images = colour_task.write_images(tmp_path / "images", 1, seed=5)
+    served = [
+        (ask_colour(client, model, path, 16).choices[0].message.content or "").strip() for path, _ in images
+    ]
+    api = Platform(gateway.url, tuned["key"], timeout_s=120)
+    merged_dir = api.export("/vlm/v2/exports/", {"model": model, "format": "merged"}, tmp_path / "merged")
+    adapter_dir = api.export("/vlm/v2/exports/", {"model": model, "format": "adapter"}, tmp_path / "adapter")
+    processor = AutoProcessor.from_pretrained(str(merged_dir))
+    merged = AutoModelForImageTextToText.from_pretrained(str(merged_dir)).eval()
+    base = AutoModelForImageTextToText.from_pretrained(str(gateway.model_dir))
+    with_adapter = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    for local in (merged, with_adapter):
+        inputs = [image_inputs(processor, path, colour_task.PROMPT) for path, _ in images]
+        assert [greedy(local, processor, i, 16).strip() for i in inputs] == served
+    learned = sum(
+        a == colour_task.target_for(COMPLEMENT[c]) for a, (_, c) in zip(served, images, strict=True)
+    )
+    assert learned >= 4, served  # the adapter is in effect: the base model names the colour it sees
 
 
 def test_checkpoints_are_servable_and_deletable(tuned: dict[str, Any], tmp_path: Path) -> None:

@@ -124,6 +124,14 @@ def png(
     return buf.getvalue()
 
 
+def error(response: Any, status: int = 400) -> dict[str, Any]:
+    """The OpenAI-shaped error body of ``response``, checked to have ``status`` and every field."""
+    assert response.status_code == status, response.text
+    detail: dict[str, Any] = response.json()["error"]
+    assert set(detail) >= {"message", "type", "param", "code"}
+    return detail
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,24 @@ from gateway.db.keys import create_key
 from gateway.settings import Settings
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[tuple[AsyncTestClient[Any], dict[str, str], Path]]:
-    db_file = tmp_path / "vlmgw.sqlite3"
-    url = f"sqlite://{db_file}"
+@asynccontextmanager
+async def client_on(url: str, data_dir: Path) -> AsyncIterator[tuple[AsyncTestClient[Any], dict[str, str]]]:
+    """A gateway on the database at ``url`` with one key, whose first request has cached the key (so a
+    fault later hits the request's own writes, not the key lookup)."""
     async with open_database(url):
         key = await create_key(user_name="dora", workspaces=["dora-ws"])
-    settings = Settings(data_dir=tmp_path, database_url=url, key_cache_ttl_s=60.0)
+    settings = Settings(data_dir=data_dir, database_url=url, key_cache_ttl_s=60.0)
     app = create_app(settings, engines=[], say=lambda _m: None)
     async with AsyncTestClient(app=app) as client:
         headers = {"Authorization": f"Token {key.key}"}
         assert (await client.get("/vlm/v2/dataset/", headers=headers)).status_code == 200  # key cached
+        yield client, headers
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[AsyncTestClient[Any], dict[str, str], Path]]:
+    db_file = tmp_path / "vlmgw.sqlite3"
+    async with client_on(f"sqlite://{db_file}", tmp_path) as (client, headers):
         yield client, headers, db_file
 
 
@@ -167,13 +175,7 @@ async def postgres_gateway(
     proxy.start()
     url = f"postgres://{PG_USER}@{proxy.url_host}/{name}"
     try:
-        async with open_database(url):
-            key = await create_key(user_name="dora", workspaces=["dora-ws"])
-        settings = Settings(data_dir=tmp_path, database_url=url, key_cache_ttl_s=60.0)
-        app = create_app(settings, engines=[], say=lambda _m: None)
-        async with AsyncTestClient(app=app) as client:
-            headers = {"Authorization": f"Token {key.key}"}
-            assert (await client.get("/vlm/v2/dataset/", headers=headers)).status_code == 200
+        async with client_on(url, tmp_path) as (client, headers):
             yield client, headers, proxy
     finally:
         proxy.close()

@@ -38,10 +38,12 @@ from gateway.errors import ConflictError
 from gateway.exports.schemas import ExportRequest
 from gateway.exports.service import ExportService
 from gateway.exports.sources import BaseModels
+from gateway.finetuning.models import FineTunedModels
 from gateway.settings import Settings
+from gateway.training.runner import JobResult
 from models_store.tiny_model import cached_tiny_model
 from tests.platform.conftest import Keys, auth
-from tests.support.export_model import make_adapter
+from tests.support.export_model import greedy, image_inputs, last_logits, make_adapter
 
 TTL_S = 3.0
 
@@ -336,3 +338,238 @@ async def test_vlmgw_export_works_offline_from_the_data_directory(
     assert unknown.returncode == 1 and "does not exist" in unknown.stderr and not (tmp_path / "c").exists()
     bad_format = vlmgw_export(name, "--format", "zip", "--out", str(tmp_path / "d"))
     assert bad_format.returncode == 2 and "invalid choice" in bad_format.stderr
+
+
+# ---- models of the OpenAI fine-tuning API (``ft:...``), exported by name ----------------------------------
+@pytest.fixture(scope="module")
+def checkpoint_adapter(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_adapter(tiny, tmp_path_factory.mktemp("ckpt") / "adapter", seed=1)
+
+
+async def publish_fine_tuned(
+    client: AsyncTestClient[Any], workspace: str, final: Path, checkpoint: Path, *, trained_on: Path | None
+) -> db.FineTuningJob:
+    """A succeeded job of the fine-tuning API in ``workspace`` whose trainer wrote ``final`` as its adapter
+    and ``checkpoint`` at step 2, published as the gateway publishes one (``FineTunedModels.publish``: the
+    adapters copied to ``ft/<job>/...`` in the store, the names recorded on the job); with ``trained_on``,
+    the training spec names that base directory (as ``TrainingService.start_for`` writes it)."""
+    fine_tuned: FineTunedModels = client.app.state.services.fine_tuned_models
+    settings = client.app.state.settings
+    async with in_db(client):
+        run = await db.TrainingJob.create(task=None, status="succeeded")
+        await db.FineTuningJob.create(
+            id=run.id, workspace_id=uuid.UUID(workspace), training_job=run, model=settings.engine_name,
+            training_file="file-0", suffix="acme",
+        )  # fmt: skip
+        output = f"jobs/{run.id}/output"
+        fine_tuned.store.push_dir(final, f"{output}/adapter")
+        fine_tuned.store.push_dir(checkpoint, f"{output}/checkpoints/step-0000002")
+        if trained_on is not None:
+            fine_tuned.store.write(
+                f"jobs/{run.id}/spec.json", json.dumps({"base_model": str(trained_on)}).encode()
+            )
+        await fine_tuned.publish(run, JobResult(outcome="succeeded", exit_code=0), output)
+        return await db.FineTuningJob.get(id=run.id)
+
+
+@pytest.fixture(scope="module")
+async def fine_tuned(
+    app_client: AsyncTestClient[Any], keys: Keys, adapter: Path, checkpoint_adapter: Path, tiny: Path
+) -> db.FineTuningJob:
+    return await publish_fine_tuned(app_client, keys.ws_a, adapter, checkpoint_adapter, trained_on=tiny)
+
+
+async def export_by_name(
+    client: AsyncTestClient[Any], key: str, model: str, fmt: str, into: Path
+) -> tuple[dict[str, Any], Path]:
+    """POST /vlm/v2/exports/ for ``model``, wait, download and unpack the tar into ``into``: the finished
+    export and its folder."""
+    started = await client.post("/vlm/v2/exports/", json={"model": model, "format": fmt}, headers=auth(key))
+    assert started.status_code == 201, started.text
+    done = await wait_done(client, key, started.json()["id"])
+    assert done["status"] == "succeeded", done
+    download = await client.get(done["download_url"], headers=auth(key))
+    assert hashlib.sha256(download.content).hexdigest() == download.headers["x-checksum-sha256"]
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
+        tar.extractall(into, filter="data")
+    (folder,) = into.iterdir()
+    return done, folder
+
+
+def tensors(folder: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def assert_same_tensors(got: dict[str, Any], want: dict[str, Any]) -> None:
+    import torch
+
+    assert sorted(got) == sorted(want) and got
+    assert all(torch.equal(got[name], want[name]) for name in want)
+
+
+async def test_fine_tuned_models_and_checkpoints_export_by_name_as_trained(
+    app_client: AsyncTestClient[Any],
+    keys: Keys,
+    fine_tuned: db.FineTuningJob,
+    adapter: Path,
+    checkpoint_adapter: Path,
+    tmp_path: Path,
+) -> None:
+    name = fine_tuned.fine_tuned_model
+    assert name is not None and name.startswith("ft:") and name.endswith(f":acme:{fine_tuned.id.hex}")
+    (ckpt,) = [c["name"] for c in fine_tuned.checkpoints]
+    done, folder = await export_by_name(app_client, keys.a, name, "adapter", tmp_path / "model")
+    assert (done["model"], done["model_id"]) == (name, None)
+    assert done["fine_tuning_job"] == f"ftjob-{fine_tuned.id.hex}"
+    assert folder.name == done["file_name"].removesuffix(".tar") and ":" not in done["file_name"]
+    assert_same_tensors(tensors(folder), tensors(adapter))
+    assert json.loads((folder / "adapter_config.json").read_text())["r"] == 8
+    ckpt_done, ckpt_folder = await export_by_name(app_client, keys.a, ckpt, "adapter", tmp_path / "ckpt")
+    assert ckpt_done["model"] == ckpt and ckpt_done["fine_tuning_job"] == done["fine_tuning_job"]
+    assert_same_tensors(
+        tensors(ckpt_folder), tensors(checkpoint_adapter)
+    )  # the checkpoint's, not the model's
+
+    async def listed(**params: str) -> list[str]:
+        page = await app_client.get("/vlm/v2/exports/", params=params, headers=auth(keys.a))
+        assert page.status_code == 200, page.text
+        return [e["id"] for e in page.json()["results"]]
+
+    assert await listed(model=name) == [done["id"]]
+    assert await listed(model=ckpt) == [ckpt_done["id"]]
+    everything = await listed(page_size="100")
+    assert everything.index(ckpt_done["id"]) < everything.index(done["id"])  # newest first
+    for path in ("", "checksum/"):  # the export's own routes are the same as for versions
+        response = await app_client.get(f"/vlm/v2/export/{done['id']}/{path}", headers=auth(keys.a))
+        assert response.status_code == 200, path
+
+
+async def test_merged_fine_tuned_model_generates_like_the_adapter_on_its_base(
+    app_client: AsyncTestClient[Any], keys: Keys, fine_tuned: db.FineTuningJob, adapter: Path, tiny: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    import torch
+    from peft import PeftModel
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    assert fine_tuned.fine_tuned_model is not None
+    _done, folder = await export_by_name(app_client, keys.a, fine_tuned.fine_tuned_model, "merged", tmp_path)
+    image = tmp_path / "red.png"
+    Image.new("RGB", (56, 56), (220, 30, 30)).save(image)
+    merged = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(str(folder))  # the export's own processor and chat template
+    inputs = image_inputs(processor, image)
+    base = AutoModelForImageTextToText.from_pretrained(str(tiny), dtype=torch.float32).eval()
+    base_logits = last_logits(base, inputs)
+    reference = PeftModel.from_pretrained(base, str(adapter)).eval()
+    assert not torch.allclose(last_logits(merged, inputs), base_logits, atol=1e-2)  # the adapter is merged in
+    assert torch.allclose(last_logits(merged, inputs), last_logits(reference, inputs), atol=1e-4)
+    assert greedy(merged, processor, inputs) == greedy(reference, processor, inputs)
+
+
+async def test_fine_tuned_model_exports_as_pt_and_gguf(
+    app_client: AsyncTestClient[Any], keys: Keys, fine_tuned: db.FineTuningJob, adapter: Path, tiny: Path,
+    db_url: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The other two formats of an ``ft:`` model: the .pt loads with its note and answers like
+    PeftModel(base, adapter); the GGUF pair reads back as llama.cpp's qwen2vl model + projector."""
+    if db_url.startswith("postgres"):
+        pytest.skip("the conversions do not touch the database: the SQLite run covers them (~50 s each)")
+    import gguf
+    import torch
+    from peft import PeftModel
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText
+
+    name = fine_tuned.fine_tuned_model
+    assert name is not None
+    done, folder = await export_by_name(app_client, keys.a, name, "pt", tmp_path / "pt")
+    assert done["model"] == name and json.loads((folder / "export.json").read_text())["model"] == name
+    code = (folder / "README.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(code.replace("PATH/TO/THIS/FOLDER", str(folder)), scope)  # the loader as the note says
+    image = tmp_path / "red.png"
+    Image.new("RGB", (56, 56), (220, 30, 30)).save(image)
+    inputs = image_inputs(scope["processor"], image)
+    base = AutoModelForImageTextToText.from_pretrained(str(tiny), dtype=torch.float32).eval()
+    reference = PeftModel.from_pretrained(base, str(adapter)).eval()
+    assert torch.allclose(last_logits(scope["model"], inputs), last_logits(reference, inputs), atol=1e-4)
+    _done, folder = await export_by_name(app_client, keys.a, name, "gguf", tmp_path / "gguf")
+    ggufs = sorted(p.name for p in folder.glob("*.gguf"))
+    assert len(ggufs) == 2 and ggufs[1].startswith("mmproj-"), ggufs
+    language = gguf.GGUFReader(folder / ggufs[0])
+    assert language.fields["general.architecture"].contents() == "qwen2vl"
+    projector = gguf.GGUFReader(folder / ggufs[1])
+    assert projector.fields["general.architecture"].contents() == "clip"
+    assert {t.name for t in language.tensors} >= {"token_embd.weight", "output_norm.weight"}
+
+
+async def test_fine_tuned_exports_refuse_unknown_foreign_deleted_models_and_bad_formats(
+    app_client: AsyncTestClient[Any], keys: Keys, fine_tuned: db.FineTuningJob, adapter: Path,
+    checkpoint_adapter: Path,
+) -> None:  # fmt: skip
+    name = fine_tuned.fine_tuned_model
+    assert name is not None
+
+    async def post(key: str, body: dict[str, Any]) -> Any:
+        return await app_client.post("/vlm/v2/exports/", json=body, headers=auth(key))
+
+    unknown = name.replace(fine_tuned.id.hex, uuid.uuid4().hex)
+    for model, key in [(unknown, keys.a), (name, keys.b), (f"{name}:ckpt-step-99", keys.a),
+                       (f"task-{uuid.uuid4()}-v1", keys.a), ("tiny", keys.a)]:  # fmt: skip
+        response = await post(key, {"model": model, "format": "adapter"})
+        assert response.status_code == 404, (model, response.text)
+        assert (
+            response.json()["error"]["code"] == "model_not_found"
+            and model in response.json()["error"]["message"]
+        )
+        listing = await app_client.get("/vlm/v2/exports/", params={"model": model}, headers=auth(key))
+        assert listing.status_code == 404 and listing.json()["error"]["code"] == "model_not_found"
+    # B's own listing shows none of A's exports
+    theirs = await app_client.get("/vlm/v2/exports/", headers=auth(keys.b))
+    assert theirs.status_code == 200 and theirs.json()["results"] == []
+    for body, field in [({"model": name, "format": "safetensors"}, "format"), ({"model": name}, "format"),
+                        ({"format": "adapter"}, "model"), ({"model": "", "format": "adapter"}, "model"),
+                        ({"model": name, "format": "adapter", "gguf_type": "f16"}, "gguf_type")]:  # fmt: skip
+        response = await post(keys.a, body)
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["error"]["param"] == field, response.text
+    # deleted with DELETE /v1/models/...: gone for exports too (a job without a spec: the served base is used)
+    doomed = await publish_fine_tuned(app_client, keys.ws_a, adapter, checkpoint_adapter, trained_on=None)
+    assert doomed.fine_tuned_model is not None
+    (doomed_ckpt,) = [c["name"] for c in doomed.checkpoints]
+    for model in (doomed.fine_tuned_model, doomed_ckpt):
+        assert (await post(keys.a, {"model": model, "format": "adapter"})).status_code == 201
+    deleted = await app_client.delete(f"/v1/models/{doomed_ckpt}", headers=auth(keys.a))
+    assert deleted.status_code == 200, deleted.text
+    response = await post(keys.a, {"model": doomed_ckpt, "format": "pt"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
+    assert (await post(keys.a, {"model": doomed.fine_tuned_model, "format": "pt"})).status_code == 201
+
+
+async def test_vlmgw_export_of_fine_tuned_models_works_offline(
+    app_client: AsyncTestClient[Any], fine_tuned: db.FineTuningJob, adapter: Path, checkpoint_adapter: Path,
+    tiny: Path, db_url: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    data_dir = app_client.app.state.settings.data_dir
+
+    def vlmgw_export(model: str, out: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "export", model, "--format", "adapter", "--out", str(out),
+             "--data-dir", str(data_dir), "--database-url", db_url],
+            env={k: v for k, v in os.environ.items() if k != "VLMGW_MODEL"},  # the training spec's base
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    assert fine_tuned.fine_tuned_model is not None
+    done = vlmgw_export(fine_tuned.fine_tuned_model, tmp_path / "model")
+    assert done.returncode == 0, done.stderr
+    assert_same_tensors(tensors(tmp_path / "model"), tensors(adapter))
+    (ckpt,) = [c["name"] for c in fine_tuned.checkpoints]
+    assert vlmgw_export(ckpt, tmp_path / "ckpt").returncode == 0
+    assert_same_tensors(tensors(tmp_path / "ckpt"), tensors(checkpoint_adapter))
+    unknown = vlmgw_export(f"{fine_tuned.fine_tuned_model}:ckpt-step-99", tmp_path / "none")
+    assert unknown.returncode == 1 and "does not exist" in unknown.stderr and not (tmp_path / "none").exists()

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.platform.conftest import Api, Keys
+from tests.platform.conftest import Api, Keys, error
 
 HUGE = 10**30  # beyond every database integer (SQLite and PostgreSQL)
 
@@ -19,13 +19,6 @@ HUGE = 10**30  # beyond every database integer (SQLite and PostgreSQL)
 @pytest.fixture
 def api(client: AsyncTestClient[Any], keys: Keys) -> Api:
     return Api(client, keys.a)
-
-
-def error(response: Any, status: int = 400) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    detail: dict[str, Any] = response.json()["error"]
-    assert set(detail) >= {"message", "type", "param", "code"}
-    return detail
 
 
 @pytest.mark.parametrize("path", ["task", "dataset", "variable", "image", "sample"])

@@ -80,6 +80,47 @@ async def test_upgrade_from_the_first_schema_keeps_data(fresh_url: str) -> None:
     await asyncio.to_thread(run, new_version())  # a second start finds nothing to do and changes nothing
 
 
+async def test_exports_survive_the_upgrade_that_lets_them_name_fine_tuned_models(fresh_url: str) -> None:
+    """0013: an export made before it keeps its version; afterwards an export may point at a fine-tuning
+    job instead (its version column is nullable), and deleting either owner deletes its exports."""
+    ids: dict[str, uuid.UUID] = {}
+
+    async def before() -> None:
+        async with open_database(fresh_url, target="0012_workspace_owners") as ctx:
+            conn = ctx.connections.get(ctx.default_connection or "")
+            assert "fine_tuning_job_id" not in await _columns(conn, "export_job")
+            ws = await db.Workspace.create(name="w")
+            task = await db.Task.create(workspace_id=ws.id, name="t")
+            version = await db.ModelVersion.create(task=task, version=1, base_model="tiny", adapter_dir="a")
+            export_id = uuid.uuid4()  # in the old schema's columns
+            await conn.execute_query(
+                "INSERT INTO export_job (id, workspace_id, version_id, model, format, gguf_type, status, "
+                "stage, progress, events, file_name, sha256, created) VALUES "
+                f"('{export_id}', '{ws.id}', '{version.id}', 'task-x-v1', 'merged', '', 'succeeded', "
+                "'done', 1.0, '[]', 'x.tar', '', CURRENT_TIMESTAMP)"
+            )
+            ids.update(ws=ws.id, version=version.id, export=export_id)
+
+    async def after() -> None:
+        async with open_database(fresh_url):
+            old = await db.ExportJob.get(id=ids["export"])
+            assert (old.version_id, old.fine_tuning_job_id, old.format) == (ids["version"], None, "merged")
+            run = await db.TrainingJob.create(task=None, status="succeeded")
+            ft = await db.FineTuningJob.create(
+                id=run.id, workspace_id=ids["ws"], training_job=run, model="tiny", training_file="file-0"
+            )
+            new = await db.ExportJob.create(
+                workspace_id=ids["ws"], fine_tuning_job=ft, model="ft:x", format="pt"
+            )
+            assert new.version_id is None
+            await db.ModelVersion.filter(id=ids["version"]).delete()
+            await db.FineTuningJob.filter(id=ft.id).delete()
+            assert not await db.ExportJob.filter(id__in=[old.id, new.id]).exists()
+
+    await asyncio.to_thread(run, before())
+    await asyncio.to_thread(run, after())
+
+
 async def test_models_and_migrations_agree() -> None:
     """A model change without its migration file fails here: run `python -m gateway.db makemigrations`."""
 

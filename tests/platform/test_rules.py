@@ -10,19 +10,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from models_store.image_store import ImageStore
-from tests.platform.conftest import Api, Keys, b64, png
+from tests.platform.conftest import Api, Keys, b64, error, png
 
 
 @pytest.fixture
 def api(client: AsyncTestClient[Any], keys: Keys) -> Api:
     return Api(client, keys.a2)
-
-
-def error(response: Any, status: int = 400) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    detail: dict[str, Any] = response.json()["error"]
-    assert set(detail) >= {"message", "type", "param", "code"}
-    return detail
 
 
 async def test_every_bad_type_in_a_body_is_named(client: AsyncTestClient[Any], api: Api) -> None:

@@ -10,7 +10,9 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
+from gateway.db import models as db
+from gateway.db.connection import open_database
+from gateway.errors import ConflictError
 from gateway.settings import Settings
+from gateway.training.service import PreparedJob
 from tests.platform.conftest import Api, Keys, auth
 
 TRAINER = r"""
@@ -204,6 +210,58 @@ async def test_one_active_job_per_task_and_cancel(train_client: AsyncTestClient[
     assert cancelled["status"] == "cancelled"
     versions = (await train_client.get(f"/vlm/v2/task/{task['id']}/models/", headers=api.headers)).json()
     assert versions["count"] == 0
+
+
+class RecordingJobPublisher:
+    """Claims every task-less job and records what it is asked to serve."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []
+
+    async def claims_job(self, job: db.TrainingJob) -> bool:
+        return True
+
+    async def publish(self, job: db.TrainingJob, result: Any, output_key: str) -> None:
+        self.published.append((str(job.id), output_key))
+
+
+async def test_a_taskless_job_starts_through_the_one_entry_point(
+    train_client: AsyncTestClient[Any], db_url: str
+) -> None:
+    """``start_prepared`` with a job id (the fine-tuning API's way): the served base model, the prepared
+    examples and seed in the spec, no task adapter name, the files written, 409 for a second start of the
+    same job, and the result handed to the ``JobPublisher`` that claims the job."""
+    service = train_client.app.state.services.training_service
+    publisher = RecordingJobPublisher()
+    service.job_publishers.append(publisher)
+    try:
+        async with open_database(db_url):  # the test's own connection to the gateway's database
+            job_id = uuid.uuid4()
+            await db.TrainingJob.create(
+                id=job_id, task=None, status="queued", train_samples=1, test_samples=0, hyperparameters={}
+            )
+            prepared = PreparedJob(
+                train=[{"prompt": "x"}], held_out=[], hyperparameters={"max_steps": 2}, seed=7,
+                files={"plan.json": b"{}"},
+            )  # fmt: skip
+            job = await service.start_prepared(job_id, prepared)
+            assert job.id == job_id and job.task_id is None
+            spec = json.loads(service.jobs.spec_path(str(job_id)).read_text())
+            assert spec["hyperparameters"] == {"seed": 7, "max_steps": 2}
+            assert spec["examples"] == [{"prompt": "x"}]
+            assert spec["served_base_name"] == service.served_base_name and "adapter_name" not in spec
+            assert (service.jobs.job_dir(str(job_id)) / "plan.json").read_bytes() == b"{}"
+            with pytest.raises(ConflictError):
+                await service.start_prepared(job_id, prepared)  # its lease is held: not a second run
+            for _ in range(300):
+                row = await db.TrainingJob.get(id=job_id)
+                if row.status in ("succeeded", "failed"):
+                    break
+                await asyncio.sleep(0.05)
+            assert (row.status, row.error) == ("succeeded", None)
+            assert publisher.published == [(str(job_id), f"jobs/{job_id}/output")]
+    finally:
+        service.job_publishers.remove(publisher)
 
 
 async def test_crash_and_failed_publication_register_nothing(

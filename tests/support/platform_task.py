@@ -9,7 +9,10 @@ The answer to learn is the complementary colour, which the tiny base model gets 
 from __future__ import annotations
 
 import base64
+import hashlib
 import inspect
+import io
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,21 @@ class Platform:
             time.sleep(1)
             body = self.call("GET", path)
         return body
+
+    def export(self, path: str, body: dict[str, Any], into: Path) -> Path:
+        """Start an export (POST ``body`` to ``path``), wait for it, download the tar, check its SHA-256 and
+        unpack it into ``into``; the export's folder."""
+        started = self.call("POST", path, body, 201)
+        done = self.wait(f"/vlm/v2/export/{started['id']}/")
+        assert done["status"] == "succeeded", done
+        download = self.http.get(done["download_url"])
+        assert download.status_code == 200
+        digest = hashlib.sha256(download.content).hexdigest()
+        assert digest == download.headers["x-checksum-sha256"] == done["sha256"]
+        with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
+            tar.extractall(into, filter="data")
+        (folder,) = into.iterdir()
+        return folder
 
 
 def ask_colour(client: openai.OpenAI, model: str, image: Path, max_tokens: int = 24, **options: Any) -> Any:

@@ -10,10 +10,8 @@ and supervises vLLM. Tests talk to it with the official ``openai`` client. Start
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 
 from adapters.supervisor import free_port, vllm_installed
 from models_store.tiny_model import TinyModelSpec, cached_tiny_model
+from tests.support import health
 
 API_KEY = "test-key-integration"
 MODEL = "tiny"
@@ -52,16 +51,10 @@ class GatewayProcess:
 
 
 def wait_healthy(gw: GatewayProcess, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if gw.proc.poll() is not None:
-            pytest.fail(f"gateway exited with {gw.proc.returncode} during start-up:\n{gw.log_tail()}")
-        try:
-            if gw.health().status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    if health.wait_healthy(gw.url, timeout_s, gw.proc):
+        return
+    if gw.proc.poll() is not None:
+        pytest.fail(f"gateway exited with {gw.proc.returncode} during start-up:\n{gw.log_tail()}")
     pytest.fail(f"gateway not healthy after {timeout_s} s:\n{gw.log_tail()}")
 
 
@@ -144,13 +137,7 @@ def gateway(
 
 
 def stop_gateway(gw: GatewayProcess) -> None:
-    if gw.proc.poll() is None:
-        gw.proc.send_signal(signal.SIGTERM)
-        try:
-            gw.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(gw.proc.pid, signal.SIGKILL)
-            gw.proc.wait(10)
+    health.stop_group(gw.proc)  # the engine and trainers have their own groups: the gateway stops them
 
 
 def keys_cli(gateway: GatewayProcess, *argv: str) -> str:

@@ -40,7 +40,7 @@ export class DataView {
       const page = await get(`${V2}/task/?page_size=100`);
       $("#task-list", this.root).replaceChildren(...page.results.map((t) =>
         el("li", {}, el("button", { type: "button", class: "link", dataset: { testid: "task-item", id: t.id }, onclick: () => this.showTask(t.id) },
-          t.name, el("small", {}, ` · ${t.production_version ? `v${t.production_version} in production` : "not trained"}`)))));
+          t.name, el("small", {}, ` · ${t.production_version ? `v${t.production_version} in production` : "no version in production"}`)))));
     } catch (error) {
       showError(error, "Listing tasks");
     }

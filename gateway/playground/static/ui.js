@@ -35,16 +35,31 @@ export function showError(error, context = "") {
     error.param ? el("span", { class: "error-param" }, " param: ", el("code", { dataset: { testid: "error-param" } }, error.param)) : null,
     error.code ? el("span", { class: "error-code" }, " code: ", el("code", {}, error.code)) : null,
     el("button", { type: "button", class: "dismiss", "aria-label": "Dismiss the error", onclick: clearError }, "×"),
+    error.status === 401 ? keyPrompt() : null,
   ];
   banner.replaceChildren(...parts.filter(Boolean));
   banner.hidden = false;
-  if (error.status === 401) $("#api-key")?.focus();
+  if (error.status === 401) {
+    const input = $("#api-key");
+    input?.setAttribute("aria-invalid", "true");
+    input?.focus();
+  }
+}
+
+/** What a 401 asks of someone in a browser: the gateway's words speak of headers, the page has a key box. */
+function keyPrompt() {
+  const hasKey = Boolean($("#api-key")?.value);
+  return el("p", { class: "key-prompt", dataset: { testid: "key-prompt" } },
+    hasKey ? "This key was not accepted. " : "This gateway needs an API key. ",
+    "Enter one in the ", el("label", { for: "api-key" }, "API key"), " box at the top and press Save ",
+    "(the key the gateway was started with, or one made with ", el("code", {}, "vlmgw keys create"), ").");
 }
 
 export function clearError() {
   const banner = $("#error-banner");
   banner.hidden = true;
   banner.replaceChildren();
+  $("#api-key")?.removeAttribute("aria-invalid");
 }
 
 /** Read a File as a data: URI. */
