@@ -97,18 +97,19 @@ TextContent = str | list[TextPart]
 # ---------------------------------------------------------------- request: messages
 
 
-class SystemMessage(
-    msgspec.Struct, tag_field="role", tag="system", forbid_unknown_fields=True, omit_defaults=True
-):
+class _Instructions(msgspec.Struct, tag_field="role", forbid_unknown_fields=True, omit_defaults=True):
+    """The fields of the two instruction roles (``developer`` is OpenAI's newer name for ``system``)."""
+
     content: TextContent
     name: str | None = None
 
 
-class DeveloperMessage(
-    msgspec.Struct, tag_field="role", tag="developer", forbid_unknown_fields=True, omit_defaults=True
-):
-    content: TextContent
-    name: str | None = None
+class SystemMessage(_Instructions, tag="system"):
+    pass
+
+
+class DeveloperMessage(_Instructions, tag="developer"):
+    pass
 
 
 class UserMessage(

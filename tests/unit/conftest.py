@@ -13,6 +13,7 @@ from adapters.engine_client import EngineClient
 from adapters.pool import Engine
 from gateway.app import create_app
 from gateway.settings import Settings
+from models_store.tiny_model import TinyModelSpec, cached_tiny_model
 from tests.fakes import FakeVLLM
 
 AppFactory = Callable[..., Any]
@@ -46,3 +47,10 @@ async def client(
 ) -> AsyncIterator[Any]:
     async with make_client(fake_engine) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    """The tiny offline model pre-trained on colours (300 steps; built once and cached): the base the
+    fine-tuning tests train on."""
+    return cached_tiny_model(TinyModelSpec(pretrain_steps=300))

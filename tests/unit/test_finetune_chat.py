@@ -23,12 +23,6 @@ from finetune.data import IGNORE_INDEX, encode
 from finetune.progress import Progress
 from finetune.spec import ChatTurn, Example, HyperParameters, SpecError, TrainSpec, TurnPart, validate
 from finetune.train import Trainer
-from models_store.tiny_model import TinyModelSpec, cached_tiny_model
-
-
-@pytest.fixture(scope="module")
-def base_dir() -> Path:
-    return cached_tiny_model(TinyModelSpec(pretrain_steps=300))
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +51,17 @@ def learned_text(processor: Any, example: Example, image: str) -> str:
     return str(processor.tokenizer.decode(ids))
 
 
-def test_loss_covers_every_assistant_turn_of_weight_one(base_dir: Path, image: str) -> None:
-    processor = AutoProcessor.from_pretrained(base_dir)
+def test_loss_covers_every_assistant_turn_of_weight_one(tiny_dir: Path, image: str) -> None:
+    processor = AutoProcessor.from_pretrained(tiny_dir)
     both = learned_text(processor, conversation(image), image)
     assert "red" in both and "green" in both and "Colour" not in both and "opposite" not in both
     only_last = learned_text(processor, conversation(image, first_weight=0), image)
     assert "red" not in only_last and "green" in only_last
 
 
-def test_conversation_tokens_equal_the_whole_rendering(base_dir: Path, image: str) -> None:
+def test_conversation_tokens_equal_the_whole_rendering(tiny_dir: Path, image: str) -> None:
     """Encoding in pieces gives the tokens of the whole conversation, with one image's tensors."""
-    processor = AutoProcessor.from_pretrained(base_dir)
+    processor = AutoProcessor.from_pretrained(tiny_dir)
     example = conversation(image)
     encoded = encode(processor, example, [image])
     from finetune.data import turn_message
@@ -78,7 +72,7 @@ def test_conversation_tokens_equal_the_whole_rendering(base_dir: Path, image: st
     assert encoded["image_grid_thw"].shape[0] == 1
 
 
-def test_validation_names_conversation_problems(base_dir: Path, tmp_path: Path, image: str) -> None:
+def test_validation_names_conversation_problems(tiny_dir: Path, tmp_path: Path, image: str) -> None:
     bad = Example(
         messages=[
             ChatTurn(role="user", content="hi"),
@@ -87,7 +81,7 @@ def test_validation_names_conversation_problems(base_dir: Path, tmp_path: Path, 
         images=[],
     )
     spec = TrainSpec(
-        base_model=str(base_dir), served_base_name="tiny", output_dir=str(tmp_path), examples=[bad]
+        base_model=str(tiny_dir), served_base_name="tiny", output_dir=str(tmp_path), examples=[bad]
     )
     with pytest.raises(SpecError) as caught:
         validate(spec)
@@ -98,11 +92,11 @@ def test_validation_names_conversation_problems(base_dir: Path, tmp_path: Path, 
 
 
 def test_conversations_train_with_periodic_validation_loss(
-    base_dir: Path, tmp_path: Path, image: str
+    tiny_dir: Path, tmp_path: Path, image: str
 ) -> None:
     out = io.StringIO()
     spec = TrainSpec(
-        base_model=str(base_dir), served_base_name="tiny", output_dir=str(tmp_path / "run"),
+        base_model=str(tiny_dir), served_base_name="tiny", output_dir=str(tmp_path / "run"),
         examples=[conversation(image)] * 4, held_out=[conversation(image)],
         hyperparameters=msgspec.convert({"max_steps": 4, "batch_size": 2, "eval_every": 2}, HyperParameters),
     )  # fmt: skip

@@ -31,13 +31,7 @@ from finetune.data import IGNORE_INDEX, build_batch, encode
 from finetune.progress import Progress
 from finetune.spec import Example, HyperParameters, TrainSpec
 from finetune.train import Cancelled, Trainer
-from models_store.tiny_model import TinyModelSpec, cached_tiny_model
 from tests.support import colour_task
-
-
-@pytest.fixture(scope="module")
-def base_dir() -> Path:
-    return cached_tiny_model(TinyModelSpec(pretrain_steps=300))
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +58,8 @@ def losses(out: Path) -> list[float]:
     return [v for _, v in LossCurve.read(out / "loss_curve.json").train]
 
 
-def test_labels_cover_exactly_the_answer(base_dir: Path, tmp_path: Path) -> None:
-    processor = AutoProcessor.from_pretrained(base_dir)
+def test_labels_cover_exactly_the_answer(tiny_dir: Path, tmp_path: Path) -> None:
+    processor = AutoProcessor.from_pretrained(tiny_dir)
     for i in range(2):
         Image.new("RGB", (56, 56), (200, 10, 10)).save(tmp_path / f"{i}.png")
     images = [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
@@ -81,8 +75,8 @@ def test_labels_cover_exactly_the_answer(base_dir: Path, tmp_path: Path) -> None
     assert int(enc["mm_token_type_ids"][answer].sum()) == 0
 
 
-def test_batches_pad_without_learning_the_padding(base_dir: Path, data: tuple[list[Example], ...]) -> None:
-    processor = AutoProcessor.from_pretrained(base_dir)
+def test_batches_pad_without_learning_the_padding(tiny_dir: Path, data: tuple[list[Example], ...]) -> None:
+    processor = AutoProcessor.from_pretrained(tiny_dir)
     texts = [Example(user="Say hi.", target="hi"), Example(user="Describe it.", target="a long answer")]
     batch = build_batch(processor, [*texts, data[0][0]], [(0, 0), (0, 1), (0, 2)], seed=0, pad_id=0)
     assert batch["input_ids"].shape[0] == 3 and batch["image_grid_thw"].shape[0] == 1
@@ -90,28 +84,28 @@ def test_batches_pad_without_learning_the_padding(base_dir: Path, data: tuple[li
     assert bool(padded.any()) and bool((batch["labels"][padded] == IGNORE_INDEX).all())
 
 
-def test_same_spec_same_loss_curve_and_seed_matters(base_dir: Path, tmp_path: Path, data: tuple) -> None:
+def test_same_spec_same_loss_curve_and_seed_matters(tiny_dir: Path, tmp_path: Path, data: tuple) -> None:
     hp = {"max_steps": 4, "batch_size": 2, "lora_dropout": 0.1, "seed": 3}
     for name in ("a", "b"):
-        Trainer(make_spec(base_dir, tmp_path / name, data[0], **hp), quiet()).run()
-    Trainer(make_spec(base_dir, tmp_path / "c", data[0], **{**hp, "seed": 4}), quiet()).run()
+        Trainer(make_spec(tiny_dir, tmp_path / name, data[0], **hp), quiet()).run()
+    Trainer(make_spec(tiny_dir, tmp_path / "c", data[0], **{**hp, "seed": 4}), quiet()).run()
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
     assert losses(tmp_path / "a") != losses(tmp_path / "c")
 
 
-def test_gradient_accumulation_matches_a_larger_batch(base_dir: Path, tmp_path: Path, data: tuple) -> None:
-    Trainer(make_spec(base_dir, tmp_path / "big", data[0], max_steps=3, batch_size=4), quiet()).run()
-    split = make_spec(base_dir, tmp_path / "acc", data[0], max_steps=3, batch_size=2, gradient_accumulation=2)
+def test_gradient_accumulation_matches_a_larger_batch(tiny_dir: Path, tmp_path: Path, data: tuple) -> None:
+    Trainer(make_spec(tiny_dir, tmp_path / "big", data[0], max_steps=3, batch_size=4), quiet()).run()
+    split = make_spec(tiny_dir, tmp_path / "acc", data[0], max_steps=3, batch_size=2, gradient_accumulation=2)
     Trainer(split, quiet()).run()
     assert losses(tmp_path / "big") == pytest.approx(losses(tmp_path / "acc"), rel=1e-4)
 
 
 def test_cancel_checkpoints_and_resume_gives_the_same_run(
-    base_dir: Path, tmp_path: Path, data: tuple
+    tiny_dir: Path, tmp_path: Path, data: tuple
 ) -> None:
     hp = {"max_steps": 6, "batch_size": 2, "checkpoint_every": 2, "lora_dropout": 0.1}
-    Trainer(make_spec(base_dir, tmp_path / "whole", data[0], **hp), quiet()).run()
-    spec = make_spec(base_dir, tmp_path / "parts", data[0], **hp)
+    Trainer(make_spec(tiny_dir, tmp_path / "whole", data[0], **hp), quiet()).run()
+    spec = make_spec(tiny_dir, tmp_path / "parts", data[0], **hp)
     first = Trainer(spec, quiet())
     first.on_step = lambda step: first.request_stop() if step == 3 else None
     with pytest.raises(Cancelled) as info:
@@ -130,10 +124,10 @@ def test_cancel_checkpoints_and_resume_gives_the_same_run(
 
 
 def test_adapter_is_language_model_only_and_names_the_served_base(
-    base_dir: Path, tmp_path: Path, data: tuple
+    tiny_dir: Path, tmp_path: Path, data: tuple
 ) -> None:
     progress = quiet()
-    adapter = Trainer(make_spec(base_dir, tmp_path, data[0], max_steps=2, batch_size=2), progress).run()
+    adapter = Trainer(make_spec(tiny_dir, tmp_path, data[0], max_steps=2, batch_size=2), progress).run()
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "tiny" and config["r"] == 16
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
@@ -151,9 +145,9 @@ def test_adapter_is_language_model_only_and_names_the_served_base(
 
 
 def test_cli_sigterm_writes_checkpoint_and_cancelled_event(
-    base_dir: Path, tmp_path: Path, data: tuple
+    tiny_dir: Path, tmp_path: Path, data: tuple
 ) -> None:
-    spec = make_spec(base_dir, tmp_path / "out", data[0], max_steps=100000, batch_size=1)
+    spec = make_spec(tiny_dir, tmp_path / "out", data[0], max_steps=100000, batch_size=1)
     (tmp_path / "spec.json").write_bytes(msgspec.json.encode(spec))
     cmd = [sys.executable, "-m", "finetune", "run", str(tmp_path / "spec.json"), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -186,9 +180,9 @@ def test_cli_invalid_spec_reports_error_event(tmp_path: Path) -> None:
     assert "lora_rank" in event["message"]
 
 
-def test_lora_learns_a_new_task_held_out(base_dir: Path, tmp_path: Path, data: tuple) -> None:
+def test_lora_learns_a_new_task_held_out(tiny_dir: Path, tmp_path: Path, data: tuple) -> None:
     train, held_out = data
-    trainer = Trainer(make_spec(base_dir, tmp_path, train, max_steps=60), quiet())
+    trainer = Trainer(make_spec(tiny_dir, tmp_path, train, max_steps=60), quiet())
     trainer.setup()  # LoRA starts as a no-op (B = 0): this is the base model
     before = colour_task.accuracy(trainer.model, trainer.processor, held_out)
     trainer.run()
