@@ -75,7 +75,8 @@ async def test_a_kinds_name_reaches_the_engine_as_its_adapter(
     assert fake_engine.requests[-1]["model"] == "colours"
     relay = await chat.stream(request(stream=True), "ws-a")
     events = [e async for e in relay]
-    assert fake_engine.requests[-1]["model"] == "colours" and events[-1] == b"data: [DONE]\n\n"
+    # events of one engine read leave together, so the last write may hold more than [DONE]
+    assert fake_engine.requests[-1]["model"] == "colours" and b"".join(events).endswith(b"data: [DONE]\n\n")
     assert fake_engine.lora_calls == [("load", "colours")]
 
 
