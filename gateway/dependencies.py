@@ -1,7 +1,7 @@
 """What route handlers receive by injection: the caller, the workspace a request acts in, a page request.
 
 Registered once by the app (``gateway.dependencies.DEPENDENCIES``), so a handler names what it
-needs (``principal``, ``ws``, ``paging``) instead of resolving it by hand.
+needs (``principal``, ``ws``, ``paging``, ``base_url``) instead of resolving it by hand.
 
 Workspace rule: the key's default workspace, or the one a ``workspace`` JSON (or form) field or query
 parameter names, in that order, if the key's user may use it. A workspace the user may not use, and every
@@ -33,6 +33,7 @@ WorkspaceQ = Annotated[
 Ws = NamedDependency[SkipValidation[uuid.UUID]]
 Page = NamedDependency[SkipValidation[PageRequest]]
 Caller = NamedDependency[SkipValidation[Principal]]
+BaseUrl = NamedDependency[SkipValidation[str]]
 
 
 class _BodyWorkspace(msgspec.Struct):
@@ -85,6 +86,11 @@ async def provide_ws(request: Request[Any, Any, Any], workspace: WorkspaceQ = No
     return await workspace_for(provide_principal(request), await body_workspace(request), workspace)
 
 
+def provide_base_url(request: Request[Any, Any, Any]) -> str:
+    """The gateway's URL as the caller reached it, for links in answers (e.g. an export's download)."""
+    return str(request.base_url)
+
+
 def provide_page(
     request: Request[Any, Any, Any], page: PageNo = 1, page_size: PageSize = DEFAULT_PAGE_SIZE
 ) -> PageRequest:
@@ -98,4 +104,5 @@ DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "ws": Provide(provide_ws),
     "paging": Provide(provide_page, sync_to_thread=False),
+    "base_url": Provide(provide_base_url, sync_to_thread=False),
 }

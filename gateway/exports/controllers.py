@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import File
 
 from gateway.auth import require_api_key
-from gateway.dependencies import Page, Ws
+from gateway.dependencies import BaseUrl, Page, Ws
 from gateway.exports import schemas as wire
 from gateway.exports.service import ExportService
 from gateway.platform_api.crud import to_page
@@ -29,10 +29,6 @@ ModelQ = Annotated[
 ]  # fmt: skip
 
 
-def _base_url(request: Request[Any, Any, Any]) -> str:
-    return str(request.base_url)
-
-
 class ExportController(Controller):
     guards = [require_api_key]  # noqa: RUF012 - Litestar reads this class attribute
     tags = ["Exports"]  # noqa: RUF012
@@ -44,13 +40,13 @@ class ExportController(Controller):
     )
     async def start(
         self,
-        request: Request[Any, Any, Any],
         model_id: ModelId,
         data: JSONBody[wire.ExportRequest],
         export_service: Exports,
         ws: Ws,
+        base_url: BaseUrl,
     ) -> wire.Export:
-        return wire.export_out(await export_service.start(ws, model_id, data), _base_url(request))
+        return wire.export_out(await export_service.start(ws, model_id, data), base_url)
 
     @post(
         "/vlm/v2/exports/",
@@ -58,43 +54,29 @@ class ExportController(Controller):
         summary="Export a trained model by name: `ft:...` (fine-tuning API), `task-<id>-vN`, `task-<id>`",
     )
     async def start_named(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[wire.NamedExportRequest],
-        export_service: Exports,
-        ws: Ws,
+        self, data: JSONBody[wire.NamedExportRequest], export_service: Exports, ws: Ws, base_url: BaseUrl
     ) -> wire.Export:
-        return wire.export_out(await export_service.start_named(ws, data), _base_url(request))
+        return wire.export_out(await export_service.start_named(ws, data), base_url)
 
     @get("/vlm/v2/exports/", summary="List the workspace's exports, newest first (`model`: one model's only)")
     async def list_workspace_exports(
-        self,
-        request: Request[Any, Any, Any],
-        export_service: Exports,
-        ws: Ws,
-        paging: Page,
-        model: ModelQ = None,
+        self, export_service: Exports, ws: Ws, paging: Page, base_url: BaseUrl, model: ModelQ = None
     ) -> wire.ExportPage:
-        page = await export_service.workspace_page(ws, model, paging, _base_url(request))
+        page = await export_service.workspace_page(ws, model, paging, base_url)
         return to_page(wire.ExportPage, page)
 
     @get("/vlm/v2/model/{model_id:uuid}/exports/", summary="List a model version's exports, newest first")
     async def list_exports(
-        self,
-        request: Request[Any, Any, Any],
-        model_id: ModelId,
-        export_service: Exports,
-        ws: Ws,
-        paging: Page,
+        self, model_id: ModelId, export_service: Exports, ws: Ws, paging: Page, base_url: BaseUrl
     ) -> wire.ExportPage:
-        page = await export_service.exports_page(ws, model_id, paging, _base_url(request))
+        page = await export_service.exports_page(ws, model_id, paging, base_url)
         return to_page(wire.ExportPage, page)
 
     @get("/vlm/v2/export/{export_id:uuid}/", summary="An export: status, progress, events, download link")
     async def get_export(
-        self, request: Request[Any, Any, Any], export_id: ExportId, export_service: Exports, ws: Ws
+        self, export_id: ExportId, export_service: Exports, ws: Ws, base_url: BaseUrl
     ) -> wire.Export:
-        return wire.export_out(await export_service.get(ws, export_id), _base_url(request))
+        return wire.export_out(await export_service.get(ws, export_id), base_url)
 
     @delete(
         "/vlm/v2/export/{export_id:uuid}/", status_code=204, summary="Delete an export (stops it if running)"

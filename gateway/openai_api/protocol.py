@@ -51,18 +51,10 @@ class VideoOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
         _check_sampling(self.num_frames, self.fps, self.start, self.end)
 
 
-class VideoUrl(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class VideoUrl(VideoOptions, kw_only=True):
     """A video as a ``data:`` URI or an http(s) URL, with optional sampling options for this video."""
 
     url: str
-    num_frames: FrameCount | None = None
-    fps: FramesPerSecond | None = None
-    start: Seconds | None = None
-    end: Seconds | None = None
-    mode: VideoMode | None = None
-
-    def __post_init__(self) -> None:
-        _check_sampling(self.num_frames, self.fps, self.start, self.end)
 
 
 def _check_sampling(

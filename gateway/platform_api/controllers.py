@@ -1,9 +1,10 @@
 """HTTP routes of the platform API, ``/vlm/v2/...`` as Ximilar's VLM API has them (trailing slashes too).
 
-The five entities share one CRUD shape (``gateway.platform_api.crud``); what is particular to one entity
-(attaching datasets to tasks, uploading image files, the sample actions in ``sample_controller``) is written
-out. Handlers receive the caller's workspace (``ws``) and page (``page``) by injection
-(``gateway.dependencies``) and make one service call.
+The five entities share one CRUD shape (``gateway.platform_api.crud``), which also writes the actions that
+change one object with a JSON body (a task's add-dataset / remove-dataset, a sample's add-images, ...); what
+is particular to one entity (predict, uploading image files, a sample's set-test) is written out. Handlers
+receive the caller's workspace (``ws``) and page (``page``) by injection (``gateway.dependencies``) and make
+one service call.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from litestar.params import FromPath, JSONBody, Parameter
 from gateway.auth import KeyedController
 from gateway.dependencies import Caller, Ws
 from gateway.platform_api import schemas as wire
-from gateway.platform_api.crud import Resource, with_crud
+from gateway.platform_api.crud import Action, Resource, with_crud
 from gateway.platform_api.images import ImageService
 from gateway.platform_api.openapi import UploadOperation, examples
 from gateway.platform_api.predict import Prediction, PredictRequest, TaskInference
-from gateway.platform_api.tasks import TaskService
 from gateway.platform_api.upload import uploads_from_request
 from gateway.platform_api.workspaces import list_workspaces
 
@@ -46,24 +46,18 @@ class WorkspaceController(PlatformController):
 TASKS = Resource(
     "task", "tasks", wire.Task, wire.TaskPage, wire.TaskCreate, wire.TaskUpdate,
     filters=(("search", Search),),
-    summaries={
-        "replace": "Replace a task's fields (`name` required)", "update": "Update some of a task's fields",
-        "remove": "Delete a task (its datasets stay)",
-    },
+    summaries={"remove": "Delete a task (its datasets stay)"},
     example=examples.task, page_example=examples.task_page,
+    actions=(
+        Action("add_dataset", "Attach a dataset to a task", wire.DatasetRef),
+        Action("remove_dataset", "Detach a dataset from a task", wire.DatasetRef),
+    ),
 )  # fmt: skip
 
 
 @with_crud(TASKS)
 class TaskController(PlatformController):
     path = "/vlm/v2/task"
-
-    @post("/{task_id:uuid}/add-dataset/", summary="Attach a dataset to a task", status_code=200)
-    async def add_dataset(
-        self, task_id: FromPath[uuid.UUID], data: JSONBody[wire.DatasetRef],
-        task_service: NamedDependency[TaskService], ws: Ws,
-    ) -> wire.Task:  # fmt: skip
-        return await task_service.add_dataset(ws, task_id, data)
 
     @post(
         "/{task_id:uuid}/predict/",
@@ -76,22 +70,11 @@ class TaskController(PlatformController):
     ) -> Prediction:  # fmt: skip
         return await task_inference.predict(ws, task_id, data)
 
-    @post("/{task_id:uuid}/remove-dataset/", summary="Detach a dataset from a task", status_code=200)
-    async def remove_dataset(
-        self, task_id: FromPath[uuid.UUID], data: JSONBody[wire.DatasetRef],
-        task_service: NamedDependency[TaskService], ws: Ws,
-    ) -> wire.Task:  # fmt: skip
-        return await task_service.remove_dataset(ws, task_id, data)
-
 
 DATASETS = Resource(
     "dataset", "datasets", wire.Dataset, wire.DatasetPage, wire.DatasetCreate, wire.DatasetUpdate,
     filters=(("search", Search),),
-    summaries={
-        "replace": "Replace a dataset's fields (`name` required)",
-        "update": "Update some of a dataset's fields",
-        "remove": "Delete a dataset with its variables and samples (409 while a task uses it)",
-    },
+    summaries={"remove": "Delete a dataset with its variables and samples (409 while a task uses it)"},
     example=examples.dataset, page_example=examples.dataset_page,
 )  # fmt: skip
 

@@ -1,7 +1,8 @@
 """One CRUD shape for the platform entities: list, create, get, replace (PUT), update (PATCH), delete.
 
 Every entity of ``/vlm/v2`` (task, dataset, variable, sample, image) has the same six routes over a service
-with the same six methods; ``crud_routes`` writes the handlers once from a ``Resource`` description. Each
+with the same six methods, and some have actions that change one object (``Action``: a task's add-dataset,
+a sample's add-images, ...); ``crud_routes`` writes the handlers once from a ``Resource`` description. Each
 generated handler has a real signature (the entity's path parameter, its wire types, its list filters),
 so Litestar validates and documents it exactly as a hand-written one: per-route summaries, response
 examples and operation ids stay as they were.
@@ -36,12 +37,27 @@ OPERATIONS = ("list", "create", "get", "replace", "update", "remove")
 
 
 @dataclass(frozen=True)
+class Action:
+    """A ``POST /{id}/<path>/`` route on one object (Ximilar's ``add-dataset``, ``add-images``, ...): the
+    service's ``<call>(ws, id, body)``, answered with the object (200). ``path`` is the name with dashes
+    and ``call`` the name, unless given."""
+
+    name: str  # "add_images": the handler's name
+    summary: str
+    body: type
+    path: str = ""
+    call: str = ""
+    responses: Any = None
+
+
+@dataclass(frozen=True)
 class Resource:
     """One platform entity as the API shows it.
 
     ``summaries``/``responses`` are per operation (``OPERATIONS``); ``filters`` are the list's extra query
-    parameters as (name, annotation), passed to ``listing`` in that order. Unless given, "list", "create" and
-    "get" are summarised as "List tasks", "Create a task", "Get a task", and documented with the examples
+    parameters as (name, annotation), passed to ``listing`` in that order. Unless given, the operations are
+    summarised as "List tasks", "Create a task", "Get a task", "Replace a task's fields (`name` required)"
+    and "Update some of a task's fields", and "list", "create" and "get" are documented with the examples
     ``page_example`` (list) and ``example(status)`` (create: 201, get: 200).
     """
 
@@ -58,12 +74,15 @@ class Resource:
     delete_status: int = NO_CONTENT
     example: Callable[[int], Any] | None = None
     page_example: Any = None
+    actions: tuple[Action, ...] = ()
 
     def __post_init__(self) -> None:
         summaries = {
             "list": f"List {self.plural}",
             "create": f"Create a {self.name}",
             "get": f"Get a {self.name}",
+            "replace": f"Replace a {self.name}'s fields (`name` required)",
+            "update": f"Update some of a {self.name}'s fields",
         }
         object.__setattr__(self, "summaries", summaries | self.summaries)
         if self.example is not None:
@@ -121,6 +140,13 @@ def crud_routes(res: Resource) -> dict[str, HTTPRouteHandler]:
     add("replace", put, item, [*ident, body(res.update), service, ws], res.out, _update(res, put=True))
     add("update", patch, item, [*ident, body(res.update), service, ws], res.out, _update(res, put=False))
     add("remove", delete, item, [*ident, service, ws], None, _remove(res), status_code=res.delete_status)
+    for action in res.actions:
+        path = f"{item}{action.path or action.name.replace('_', '-')}/"
+        route = post(path, summary=action.summary, responses=action.responses, status_code=200)
+        params = [*ident, body(action.body), service, ws]
+        built[action.name] = route(
+            _handler(action.name, params, res.out, _act(res, action.call or action.name))
+        )
     return built
 
 
@@ -168,6 +194,13 @@ def _get(res: Resource) -> Call:
 def _update(res: Resource, *, put: bool) -> Call:
     async def call(kw: dict[str, Any]) -> Any:
         return await kw[res.service].update(kw["ws"], kw[res.id_param], kw["data"], put=put)
+
+    return call
+
+
+def _act(res: Resource, method: str) -> Call:
+    async def call(kw: dict[str, Any]) -> Any:
+        return await getattr(kw[res.service], method)(kw["ws"], kw[res.id_param], kw["data"])
 
     return call
 

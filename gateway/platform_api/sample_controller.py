@@ -1,5 +1,5 @@
-"""HTTP routes for samples: ``/vlm/v2/sample/...``, the CRUD shape plus Ximilar's actions (add-images,
-set-test, ...)."""
+"""HTTP routes for samples: ``/vlm/v2/sample/...``, the CRUD shape with Ximilar's actions (add-images,
+add-variable-value, ...), plus set-test and set-untest."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import uuid
 
 from litestar import post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath
 
 from gateway.dependencies import Ws
 from gateway.platform_api import schemas as wire
 from gateway.platform_api.controllers import DatasetQ, PlatformController, Search, TestQ
-from gateway.platform_api.crud import Resource, with_crud
+from gateway.platform_api.crud import Action, Resource, with_crud
 from gateway.platform_api.openapi import examples
 from gateway.platform_api.samples import SampleService
 
@@ -29,24 +29,24 @@ SAMPLES = Resource(
         "remove": "Delete a sample (its images stay)",
     },
     example=examples.sample, page_example=examples.sample_page, responses={"update": examples.sample()},
+    actions=(
+        Action("add_images", "Append uploaded images (at most 10)", wire.ImageIds),
+        Action("remove_images", "Remove images from a sample", wire.ImageIds),
+        Action(
+            "add_value",
+            'Set the sample\'s value of a variable (`{"value": X}`, checked against the variable)',
+            wire.VariableValueSet, path="add-variable-value", call="set_value", responses=examples.sample(),
+        ),
+        Action(
+            "remove_value", "Remove a variable's value", wire.VariableValueRef, path="remove-variable-value"
+        ),
+    ),
 )  # fmt: skip
 
 
 @with_crud(SAMPLES)
 class SampleController(PlatformController):
     path = "/vlm/v2/sample"
-
-    @post("/{sample_id:uuid}/add-images/", summary="Append uploaded images (at most 10)", status_code=200)
-    async def add_images(
-        self, sample_id: Sid, data: JSONBody[wire.ImageIds], sample_service: Samples, ws: Ws
-    ) -> wire.Sample:
-        return await sample_service.add_images(ws, sample_id, data)
-
-    @post("/{sample_id:uuid}/remove-images/", summary="Remove images from a sample", status_code=200)
-    async def remove_images(
-        self, sample_id: Sid, data: JSONBody[wire.ImageIds], sample_service: Samples, ws: Ws
-    ) -> wire.Sample:
-        return await sample_service.remove_images(ws, sample_id, data)
 
     @post("/{sample_id:uuid}/set-test/", summary="Mark as a test sample", status_code=200)
     async def set_test(self, sample_id: Sid, sample_service: Samples, ws: Ws) -> wire.Sample:
@@ -55,20 +55,3 @@ class SampleController(PlatformController):
     @post("/{sample_id:uuid}/set-untest/", summary="Mark as a training sample", status_code=200)
     async def set_untest(self, sample_id: Sid, sample_service: Samples, ws: Ws) -> wire.Sample:
         return await sample_service.set_test(ws, sample_id, False)
-
-    @post(
-        "/{sample_id:uuid}/add-variable-value/",
-        status_code=200,
-        responses=examples.sample(),
-        summary='Set the sample\'s value of a variable (`{"value": X}`, checked against the variable)',
-    )
-    async def add_value(
-        self, sample_id: Sid, data: JSONBody[wire.VariableValueSet], sample_service: Samples, ws: Ws
-    ) -> wire.Sample:
-        return await sample_service.set_value(ws, sample_id, data)
-
-    @post("/{sample_id:uuid}/remove-variable-value/", summary="Remove a variable's value", status_code=200)
-    async def remove_value(
-        self, sample_id: Sid, data: JSONBody[wire.VariableValueRef], sample_service: Samples, ws: Ws
-    ) -> wire.Sample:
-        return await sample_service.remove_value(ws, sample_id, data)

@@ -108,8 +108,7 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
         self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.VariableValueSet
     ) -> wire.Sample:
         """Add or replace the sample's value of a variable of its dataset, checked against the variable."""
-        sample = await self.row(ws, sample_id)
-        variable = await self._variable(sample, body.dataset_variable)
+        sample, variable = await self._value_of(ws, sample_id, body.dataset_variable)
         try:
             value = checked_value(definition(variable), wrap_value(body.value))
         except ValueError as exc:
@@ -122,8 +121,7 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
     async def remove_value(
         self, ws: uuid.UUID, sample_id: uuid.UUID, body: wire.VariableValueRef
     ) -> wire.Sample:
-        sample = await self.row(ws, sample_id)
-        variable = await self._variable(sample, body.dataset_variable)
+        sample, variable = await self._value_of(ws, sample_id, body.dataset_variable)
         await db.VariableValue.filter(sample=sample, variable=variable).delete()
         return await self._touched(ws, sample)
 
@@ -132,14 +130,18 @@ class SampleService(EntityService[db.Sample, wire.Sample]):
         await touch_dataset(sample.dataset_id)
         return await self.get(ws, sample.id)
 
-    @staticmethod
-    async def _variable(sample: db.Sample, variable_id: uuid.UUID) -> db.Variable:
+    async def _value_of(
+        self, ws: uuid.UUID, sample_id: uuid.UUID, variable_id: uuid.UUID
+    ) -> tuple[db.Sample, db.Variable]:
+        """The sample and the variable of its dataset whose value a request sets or removes (400 when the
+        variable is not one of the sample's dataset)."""
+        sample = await self.row(ws, sample_id)
         variable = await db.Variable.filter(id=variable_id, dataset_id=sample.dataset_id).first()
         if variable is None:
             raise FieldsInvalidError(
                 {"dataset_variable": f"variable {variable_id} not found in the sample's dataset"}
             )
-        return variable
+        return sample, variable
 
     @staticmethod
     async def _images(ws: uuid.UUID, image_ids: Sequence[uuid.UUID], *, already: int) -> list[db.Image]:

@@ -169,19 +169,12 @@ class DatasetService(EntityService[db.Dataset, wire.Dataset]):
         ):
             defined.setdefault(dataset_id, set()).add(name)
         return [
-            wire.Dataset(
-                id=d.id,
-                name=d.name,
-                created=d.created,
-                description=d.description,
-                version=d.version,
-                system_prompt=d.system_prompt,
-                user_prompt=d.user_prompt,
-                result_template=d.result_template,
+            from_row(
+                wire.Dataset,
+                d,
                 samples_count=samples.get(d.id, 0),
                 variables_count=variables.get(d.id, 0),
                 missing_variables=sorted(template_variables(d.result_template) - defined.get(d.id, set())),
-                workspace=d.workspace_id,
             )
             for d in datasets
         ]

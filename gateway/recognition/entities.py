@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from tortoise.transactions import in_transaction
 
 from gateway.db import models as db
+from gateway.db.render import from_row
 from gateway.errors import FieldsInvalidError
 from gateway.platform_api.common import Page, PageRequest, counts_by, get_in_workspace, paginate
 from gateway.platform_api.tasks import TaskService
@@ -166,14 +167,6 @@ async def render_labels(rows: Sequence[db.RecognitionLabel]) -> list[wire.Label]
     images = await counts_by(db.TrainingImageLabel, "label_id", ids)
     tasks = await counts_by(db.RecognitionTaskLabel, "label_id", ids)
     return [
-        wire.Label(
-            id=r.id,
-            name=r.name,
-            description=r.description,
-            created=r.created,
-            workspace=r.workspace_id,
-            images_count=int(images.get(r.id, 0)),
-            tasks_count=int(tasks.get(r.id, 0)),
-        )
+        from_row(wire.Label, r, images_count=images.get(r.id, 0), tasks_count=tasks.get(r.id, 0))
         for r in rows
     ]

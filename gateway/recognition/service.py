@@ -12,6 +12,7 @@ import asyncio
 import base64
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -35,17 +36,16 @@ class RecordError(Exception):
     """A record that cannot be classified: its ``_status``."""
 
 
+@dataclass
 class Recognition:
-    def __init__(
-        self, entities: RecognitionEntities, classifier: Classifier, descriptors: Descriptors,
-        fetcher: Fetcher | None, max_bytes: int, max_pixels: int,
-    ) -> None:  # fmt: skip
-        self.entities = entities
-        self.classifier = classifier
-        self.descriptors = descriptors
-        self.fetcher = fetcher
-        self.max_bytes = max_bytes
-        self.max_pixels = max_pixels
+    """The classify service: what it needs to read records and ask a task's version about them."""
+
+    entities: RecognitionEntities
+    classifier: Classifier
+    descriptors: Descriptors
+    fetcher: Fetcher | None
+    max_bytes: int
+    max_pixels: int
 
     async def classify(self, ws: uuid.UUID, body: wire.ClassifyRequest) -> wire.ClassifyAnswer:
         started = time.monotonic()
