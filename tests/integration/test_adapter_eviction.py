@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -32,23 +33,18 @@ ADAPTER_STD = 0.5  # random LoRA B matrices this large make each adapter answer 
 PROMPT = [{"role": "user", "content": "Name three colours."}]
 
 
-@pytest.fixture(scope="module")
-def engine_url(gateway: GatewayProcess) -> str:
-    url: str = httpx.get(gateway.url + "/health").json()["engines"][0]["url"]
-    return url
-
-
-@pytest.fixture(scope="module")
-def small_gateway(
-    tmp_path_factory: pytest.TempPathFactory, engine_url: str, tiny_model_dir: Path
+@contextmanager
+def adapters_gateway(
+    root: Path, engine_url: str, tiny_model_dir: Path, names: list[str], capacity: int
 ) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("eviction")
+    """Our gateway in front of the session's engine, serving one random LoRA per name (seeded, so each
+    answers differently) and keeping at most ``capacity`` of them loaded in the engine."""
     made = [make_adapter(tiny_model_dir, root / n, served_name=MODEL, seed=i + 1, std=ADAPTER_STD)
-            for i, n in enumerate(NAMES)]  # fmt: skip
-    adapters = [f"{name}={path}" for name, path in zip(NAMES, made, strict=True)]
+            for i, n in enumerate(names)]  # fmt: skip
+    adapters = [f"{name}={path}" for name, path in zip(names, made, strict=True)]
     port = free_port()
     log_path = root / "gateway.log"
-    env = {**os.environ, "VLMGW_DATA_DIR": str(root / "data"), "VLMGW_ADAPTER_CAPACITY": "1"}
+    env = {**os.environ, "VLMGW_DATA_DIR": str(root / "data"), "VLMGW_ADAPTER_CAPACITY": str(capacity)}
     cmd = [sys.executable, "-m", "gateway", "serve", "--engine-url", engine_url, "--port", str(port),
            "--api-key", KEY, *[arg for a in adapters for arg in ("--adapter", a)]]  # fmt: skip
     with log_path.open("wb") as log:
@@ -59,6 +55,14 @@ def small_gateway(
         yield gw
     finally:
         stop_gateway(gw)
+
+
+@pytest.fixture(scope="module")
+def small_gateway(
+    tmp_path_factory: pytest.TempPathFactory, engine_url: str, tiny_model_dir: Path
+) -> Iterator[GatewayProcess]:
+    with adapters_gateway(tmp_path_factory.mktemp("eviction"), engine_url, tiny_model_dir, NAMES, 1) as gw:
+        yield gw
 
 
 def ask(http: httpx.Client, model: str) -> str:
