@@ -2,7 +2,8 @@
 the gateway exactly as the gateway + vLLM answer with the trained adapter.
 
 - ``merged``: the downloaded folder, loaded with transformers, gives the same greedy answers as the
-  trained version through the gateway; the same folder served by a second vLLM gives them too.
+  trained version through the gateway; the same folder served by a second vLLM gives them too (that one
+  starts a vLLM of its own, about two minutes, so it runs only with ``pytest --second-engine``).
 - ``adapter``: the downloaded adapter on the base model with peft gives them too.
 - ``gguf``: the downloaded files read back with the ``gguf`` package (llama.cpp's own check is the
   benchmark ``benchmarks/gguf_llama_cpp.py``: llama-cpp-python builds from source for ~26 minutes).
@@ -161,6 +162,7 @@ def merged_vllm(version: dict[str, Any], tmp_path: Path) -> Any:
         log.close()
 
 
+@pytest.mark.second_engine  # CI proves the merged folder with transformers (above); this adds vLLM itself
 def test_merged_export_serves_in_vllm_with_the_same_answers(
     merged_vllm: openai.OpenAI, served_answers: list[str], new_images: list[tuple[Path, str]]
 ) -> None:
