@@ -20,6 +20,16 @@ def image_question(colour: str, question: str = "What colour is the image?") -> 
     return [{"role": "user", "content": parts}]
 
 
+def ask_colour(
+    client: openai.OpenAI | openai.AsyncOpenAI, colour: str, max_tokens: int = 12, **options: Any
+) -> Any:
+    """The image question about a ``colour`` image, answered greedily (the tiny model names the colour);
+    ``options`` are further request fields. An ``AsyncOpenAI`` client gives the awaitable."""
+    return client.chat.completions.create(
+        model=MODEL, messages=image_question(colour), max_tokens=max_tokens, temperature=0, **options
+    )
+
+
 def test_text_chat(client: openai.OpenAI) -> None:
     resp = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=8
@@ -36,17 +46,13 @@ def test_text_chat(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize("colour", ["red", "blue", "green"])
 def test_image_data_uri_reaches_the_model(client: openai.OpenAI, colour: str) -> None:
-    resp = client.chat.completions.create(
-        model=MODEL, messages=image_question(colour), max_tokens=12, temperature=0
-    )
+    resp = ask_colour(client, colour)
     assert resp.choices[0].message.content == f"The image is {colour}."
     assert resp.choices[0].finish_reason == "stop"
 
 
 async def test_async_image_chat(aclient: openai.AsyncOpenAI) -> None:
-    resp = await aclient.chat.completions.create(
-        model=MODEL, messages=image_question("yellow"), max_tokens=12, temperature=0
-    )
+    resp = await ask_colour(aclient, "yellow")
     assert resp.choices[0].message.content == "The image is yellow."
 
 
@@ -62,14 +68,7 @@ def test_system_and_assistant_turns(client: openai.OpenAI) -> None:
 
 
 def test_streaming_with_usage(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
-        model=MODEL,
-        messages=image_question("blue"),
-        max_tokens=12,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
+    stream = ask_colour(client, "blue", stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -84,9 +83,7 @@ def test_streaming_with_usage(client: openai.OpenAI) -> None:
 
 
 async def test_async_streaming_without_usage(aclient: openai.AsyncOpenAI) -> None:
-    stream = await aclient.chat.completions.create(
-        model=MODEL, messages=image_question("green"), max_tokens=12, temperature=0, stream=True
-    )
+    stream = await ask_colour(aclient, "green", stream=True)
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "The image is green."
     assert all(c.choices for c in chunks), "no usage-only chunk unless asked"
@@ -121,14 +118,7 @@ def test_n_two_choices(client: openai.OpenAI) -> None:
 
 
 def test_logprobs(client: openai.OpenAI) -> None:
-    resp = client.chat.completions.create(
-        model=MODEL,
-        messages=image_question("red"),
-        max_tokens=6,
-        temperature=0,
-        logprobs=True,
-        top_logprobs=2,
-    )
+    resp = ask_colour(client, "red", max_tokens=6, logprobs=True, top_logprobs=2)
     content = resp.choices[0].logprobs.content  # type: ignore[union-attr]
     assert content is not None and len(content) == resp.usage.completion_tokens  # type: ignore[union-attr]
     assert content[0].token == "The"
@@ -136,9 +126,7 @@ def test_logprobs(client: openai.OpenAI) -> None:
 
 
 def test_stop_sequence(client: openai.OpenAI) -> None:
-    resp = client.chat.completions.create(
-        model=MODEL, messages=image_question("red"), max_tokens=12, temperature=0, stop=[" is"]
-    )
+    resp = ask_colour(client, "red", stop=[" is"])
     assert resp.choices[0].message.content == "The image"
     assert resp.choices[0].finish_reason == "stop"
 
