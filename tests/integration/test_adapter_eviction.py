@@ -10,9 +10,6 @@ more than one of them, and no request fails.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.supervisor import free_port
-from tests.integration.conftest import MODEL, GatewayProcess, stop_gateway, wait_healthy
+from tests.integration.conftest import MODEL, GatewayProcess, stop_gateway
 from tests.support.export_model import make_adapter
+from tests.support.session_gateway import start_engine_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +38,10 @@ def adapters_gateway(
     answers differently) and keeping at most ``capacity`` of them loaded in the engine."""
     made = [make_adapter(tiny_model_dir, root / n, served_name=MODEL, seed=i + 1, std=ADAPTER_STD)
             for i, n in enumerate(names)]  # fmt: skip
-    adapters = [f"{name}={path}" for name, path in zip(names, made, strict=True)]
-    port = free_port()
-    log_path = root / "gateway.log"
-    env = {**os.environ, "VLMGW_DATA_DIR": str(root / "data"), "VLMGW_ADAPTER_CAPACITY": str(capacity)}
-    cmd = [sys.executable, "-m", "gateway", "serve", "--engine-url", engine_url, "--port", str(port),
-           "--api-key", KEY, *[arg for a in adapters for arg in ("--adapter", a)]]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    gw = GatewayProcess(f"http://127.0.0.1:{port}", proc, log_path, root, tiny_model_dir)
+    adapters = [a for name, path in zip(names, made, strict=True) for a in ("--adapter", f"{name}={path}")]
+    gw = start_engine_gateway(root / "data", engine_url, KEY, *adapters, model_dir=tiny_model_dir,
+                              VLMGW_ADAPTER_CAPACITY=str(capacity))  # fmt: skip
     try:
-        wait_healthy(gw, 120)
         yield gw
     finally:
         stop_gateway(gw)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import MODEL
+from tests.integration.conftest import MODEL, stop_gateway
 from tests.support.media import png_data_uri
+from tests.support.session_gateway import start_engine_gateway
+from tests.support.slow_engine import slow_engine
 
 
 def image_question(colour: str, question: str = "What colour is the image?") -> list[Any]:
@@ -89,24 +92,26 @@ async def test_async_streaming_without_usage(aclient: openai.AsyncOpenAI) -> Non
     assert all(c.choices for c in chunks), "no usage-only chunk unless asked"
 
 
-def test_stream_is_relayed_as_it_is_generated(gateway_url: str, auth_headers: dict[str, str]) -> None:
-    """Chunks arrive one SSE event at a time, not as one buffered body."""
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Hello"}],
-        "max_tokens": 200,
-        "stream": True,
-    }
-    # A long enough answer to see several network reads even on a loaded machine: the relay sends what one
-    # engine read brings in one write, so a gateway that falls behind the engine sends fewer, larger pieces.
-    body["min_tokens"] = 200
-    reads = 0
-    with httpx.stream("POST", gateway_url + "/v1/chat/completions", json=body, headers=auth_headers) as resp:
-        assert resp.status_code == 200
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        for raw in resp.iter_raw():
-            reads += raw.count(b"data: ") > 0
-    assert reads >= 5, f"expected the stream in many pieces, got {reads} reads"
+def test_stream_is_relayed_as_it_is_generated(engine_url: str, tmp_path: Path) -> None:
+    """Events leave the gateway as the engine sends them, not as one buffered body. The tiny model's whole
+    stream reaches a client in one burst at its end on two cores, so the session's vLLM answers through a
+    stand-in that sends its events 50 ms apart, as a larger model would; our gateway is in front of it."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "stream": True}
+    body |= {"max_tokens": 12, "min_tokens": 12}
+    with slow_engine(engine_url, event_gap_s=0.05) as paced:
+        gw = start_engine_gateway(tmp_path, paced.url(""), "relay-key")
+        try:
+            arrivals = []
+            with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body,
+                              headers={"Authorization": "Bearer relay-key"}, timeout=60) as resp:  # fmt: skip
+                assert resp.status_code == 200
+                assert resp.headers["content-type"].startswith("text/event-stream")
+                for raw in resp.iter_raw():
+                    arrivals += [raw.count(b"data: ")]
+        finally:
+            stop_gateway(gw)
+    assert sum(arrivals) >= 12 + 1  # the 12 tokens' events and [DONE] at least: all relayed
+    assert len([n for n in arrivals if n]) >= 10, f"expected the events one by one, got {arrivals}"
 
 
 def test_n_two_choices(client: openai.OpenAI) -> None:

@@ -13,8 +13,6 @@ import datetime
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.supervisor import free_port
-from tests.integration.conftest import GatewayProcess, stop_gateway, wait_healthy
+from tests.integration.conftest import GatewayProcess, stop_gateway
 from tests.support.callback_receiver import CallbackReceiver
 from tests.support.media import png_bytes
+from tests.support.session_gateway import start_engine_gateway
 from tests.support.slow_engine import slow_engine
 
 pytestmark = pytest.mark.integration
@@ -47,22 +45,10 @@ def engine_url(gateway: GatewayProcess) -> Iterator[str]:
 
 
 def start(data_dir: Path, engine_url: str, **env: str) -> GatewayProcess:
-    port = free_port()
-    log_path = data_dir / f"gateway-{port}.log"
-    environment = {
-        **os.environ, "VLMGW_DATA_DIR": str(data_dir), "VLMGW_MEDIA_FETCH_ALLOW": "127.0.0.0/8",
-        "VLMGW_PREDICTIONS_CONCURRENCY": "1", "VLMGW_PREDICTIONS_POLL_INTERVAL_S": "0.2",
-        "VLMGW_CALLBACK_BACKOFF_S": "0.5", **env,
-    }  # fmt: skip
-    cmd = [sys.executable, "-m", "gateway", "serve", "--engine-url", engine_url, "--port", str(port),
-           "--api-key", KEY]  # fmt: skip
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
-        )
-    gw = GatewayProcess(f"http://127.0.0.1:{port}", proc, log_path, data_dir, Path())
-    wait_healthy(gw, 120)
-    return gw
+    return start_engine_gateway(
+        data_dir, engine_url, KEY, VLMGW_MEDIA_FETCH_ALLOW="127.0.0.0/8", VLMGW_PREDICTIONS_CONCURRENCY="1",
+        VLMGW_PREDICTIONS_POLL_INTERVAL_S="0.2", VLMGW_CALLBACK_BACKOFF_S="0.5", **env,
+    )  # fmt: skip
 
 
 def submit(gw: GatewayProcess, count: int, callback_url: str) -> list[str]:

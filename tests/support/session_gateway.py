@@ -58,6 +58,26 @@ def wait_healthy(gw: GatewayProcess, timeout_s: float) -> None:
     pytest.fail(f"gateway not healthy after {timeout_s} s:\n{gw.log_tail()}")
 
 
+def start_engine_gateway(
+    data_dir: Path, engine_url: str, key: str, *args: str, model_dir: Path = Path(), **env: str
+) -> GatewayProcess:
+    """A test's own gateway (``vlmgw serve --engine-url``: it starts in seconds) in front of an engine,
+    usually the session's, with its own data folder, static key, extra ``args`` and environment; healthy."""
+    port = free_port()
+    log_path = data_dir / f"gateway-{port}.log"
+    environment = {**os.environ, "VLMGW_DATA_DIR": str(data_dir), **env}
+    cmd = [sys.executable, "-m", "gateway", "serve", "--engine-url", engine_url, "--port", str(port),
+           "--api-key", key, *args]  # fmt: skip
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
+    gw = GatewayProcess(f"http://127.0.0.1:{port}", proc, log_path, data_dir, model_dir)
+    wait_healthy(gw, 120)
+    return gw
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     return cached_tiny_model(TINY_SPEC)

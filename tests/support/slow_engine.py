@@ -3,6 +3,10 @@
 Tests that must catch a job while it is running (a gateway stopped or killed mid-answer) put this between
 their gateway and the real vLLM: the answer is vLLM's own, it only starts ``hold_s`` seconds later, so the
 job is reliably ``running`` for that long however fast the tiny model answers.
+
+With ``event_gap_s`` a streamed answer (vLLM's own events) is sent one event at a time, that many seconds
+apart, as a larger model would generate it: on two CPU cores the tiny model's whole stream otherwise reaches
+a client in one burst at its end, and a test could not tell a relay from a buffer.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from tests.support.http_server import ThreadedServer
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "content-encoding"}
 
 
-def slow_engine(engine_url: str, hold_s: float) -> ThreadedServer:
+def slow_engine(engine_url: str, hold_s: float = 0.0, event_gap_s: float = 0.0) -> ThreadedServer:
     async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if request.path.endswith("/chat/completions"):
@@ -31,6 +35,14 @@ def slow_engine(engine_url: str, hold_s: float) -> ThreadedServer:
         ):
             payload = await upstream.read()
             kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
-            return web.Response(status=upstream.status, body=payload, headers=kept)
+            if not (event_gap_s and upstream.content_type == "text/event-stream"):
+                return web.Response(status=upstream.status, body=payload, headers=kept)
+            paced = web.StreamResponse(status=upstream.status, headers=kept)
+            await paced.prepare(request)
+            for event in payload.split(b"\n\n")[:-1]:
+                await paced.write(event + b"\n\n")
+                await asyncio.sleep(event_gap_s)
+            await paced.write_eof()
+            return paced
 
     return ThreadedServer({"/{tail:.*}": forward})
