@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from models_store.tiny_model import TinyModelSpec, cached_tiny_model
 from tests.fakes import FakeVLLM
+from tests.support.fresh_sqlite import seed_database
 
 AppFactory = Callable[..., Any]
 
@@ -34,6 +35,8 @@ def make_client(tmp_path: Path) -> Callable[..., AsyncTestClient[Any]]:
     def build(*fakes: FakeVLLM, **overrides: Any) -> AsyncTestClient[Any]:
         timeouts = {"connect_timeout_s": 1.0, "request_timeout_s": overrides.pop("request_timeout_s", 30.0)}
         settings = Settings(data_dir=tmp_path, engine_poll_interval_s=60.0, **overrides)
+        if settings.database_url is None:
+            seed_database(tmp_path)
         engines = [Engine(EngineClient(fake.url, **timeouts)) for fake in fakes]
         app = create_app(settings, engines=engines, say=lambda _m: None)
         return AsyncTestClient(app=app)

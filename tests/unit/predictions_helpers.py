@@ -17,6 +17,7 @@ from adapters.pool import Engine
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.fakes import FakeVLLM
+from tests.support.fresh_sqlite import seed_database
 from tests.support.media import png_bytes
 
 GENERATE = "/v1/image/generate"
@@ -31,6 +32,8 @@ FAST = {
 def gateway_client(fake: FakeVLLM, data_dir: Path, **overrides: Any) -> AsyncTestClient[Any]:
     """A test client of a gateway in front of ``fake`` (like the unit conftest's, for any fixture scope)."""
     settings = Settings(data_dir=data_dir, **{"engine_poll_interval_s": 60.0, **overrides})
+    if settings.database_url is None:
+        seed_database(data_dir)
     engine = Engine(EngineClient(fake.url, connect_timeout_s=1.0, request_timeout_s=30.0))
     return AsyncTestClient(app=create_app(settings, engines=[engine], say=lambda _m: None))
 

@@ -26,6 +26,7 @@ from gateway.db.keys import create_key
 from gateway.openai_api.fast import ChatFastPath
 from gateway.settings import Settings
 from tests.fakes import FakeVLLM
+from tests.support.fresh_sqlite import seed_database
 
 KEY = "sk-fast"
 MSG = [{"role": "user", "content": "hi"}]
@@ -120,6 +121,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Any, Spy, FakeVLLM]]:
     settings = Settings(
         data_dir=tmp_path, engine_poll_interval_s=60.0, api_keys=[KEY], max_body_bytes=MAX_BODY
     )
+    seed_database(tmp_path)
     engines = [Engine(EngineClient(fake.url, connect_timeout_s=1.0, request_timeout_s=30.0))]
     app = create_app(settings, engines=engines, say=lambda _m: None)
     fast = app.asgi_handler
