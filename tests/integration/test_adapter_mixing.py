@@ -12,13 +12,12 @@ environment of the test session to see it fail.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.conftest import MODEL, GatewayProcess
+from tests.integration.conftest import MODEL
 from tests.integration.test_adapter_eviction import HEADERS, PROMPT, adapters_gateway, ask
 
 pytestmark = pytest.mark.integration
@@ -27,23 +26,25 @@ NAMES = ["mix-a", "mix-b", "mix-c", "mix-d"]  # one per LoRA slot of the session
 ROUNDS = 20  # batching depends on timing: in a measured run without the fix, 6 of 12 base answers were wrong
 
 
-@pytest.fixture(scope="module")
-def mixing_gateway(
-    tmp_path_factory: pytest.TempPathFactory, engine_url: str, tiny_model_dir: Path
-) -> Iterator[GatewayProcess]:
-    with adapters_gateway(tmp_path_factory.mktemp("mixing"), engine_url, tiny_model_dir, NAMES, 4) as gw:
-        yield gw
+def test_base_and_adapters_batched_together_each_answer_as_alone(
+    tmp_path: Path, engine_url: str, tiny_model_dir: Path
+) -> None:
+    with adapters_gateway(tmp_path, engine_url, tiny_model_dir, NAMES, capacity=len(NAMES)) as gw:
+        alone, answers = asked_alone_then_together(gw.url)
+    wrong = [(name, answer) for name, answer in answers if answer != alone[name]]
+    assert not wrong, f"batched answers differ from the same model's answer alone: {wrong}; alone: {alone}"
 
 
-def test_base_and_adapters_batched_together_each_answer_as_alone(mixing_gateway: GatewayProcess) -> None:
-    http = httpx.Client(base_url=mixing_gateway.url, headers=HEADERS, timeout=120)
+def asked_alone_then_together(url: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Each model's greedy answer alone, then ROUNDS batches of the base model beside every adapter."""
+    http = httpx.Client(base_url=url, headers=HEADERS, timeout=120)
     alone = {name: ask(http, name) for name in [MODEL, *NAMES]}
     assert len({alone[MODEL], *(alone[n] for n in NAMES)}) >= 3, (
         f"the adapters do not change answers: {alone}"
     )
 
     async def rounds() -> list[tuple[str, str]]:
-        async with httpx.AsyncClient(base_url=mixing_gateway.url, headers=HEADERS, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=120) as client:
 
             async def one(name: str) -> tuple[str, str]:
                 body = {"model": name, "messages": PROMPT, "max_tokens": 8, "temperature": 0}
@@ -56,8 +57,4 @@ def test_base_and_adapters_batched_together_each_answer_as_alone(mixing_gateway:
                 answers += await asyncio.gather(*(one(n) for n in [MODEL, *NAMES, MODEL]))
             return answers
 
-    answers = asyncio.run(rounds())
-    wrong = [(name, answer) for name, answer in answers if answer != alone[name]]
-    assert not wrong, (
-        f"answers batched together differ from the same model's answer alone: {wrong}; alone: {alone}"
-    )
+    return alone, asyncio.run(rounds())
