@@ -2,6 +2,7 @@
 
     uv run python benchmarks/gateway_overhead.py [--engine fast|vllm] [--rounds 3] [--block-s 2]
                                                  [--litellm auto|off|PATH_TO_LITELLM]
+                                                 [--modes whole,stream,image] [--no-litestar]
 
 Starts an engine (``fast``: ``benchmarks/fast_engine.py``, a stand-in so cheap that the proxy is what is
 measured; ``vllm``: a real vLLM CPU server on the tiny model), then in front of it, each as its own process:
@@ -340,12 +341,14 @@ MODES = [("whole", 1), ("whole", 8), ("stream", 1), ("stream", 8), ("image", 1),
 
 
 async def measure(
-    targets: list[Target], rounds: int, block_s: float, say: Callable[[str], None]
+    targets: list[Target], rounds: int, block_s: float, say: Callable[[str], None], modes: list[str]
 ) -> list[dict[str, object]]:
     image = png_200kb()
     say(f"image: {len(image)} bytes PNG; {rounds} rounds of {block_s} s blocks per target and mode")
     rows: list[dict[str, object]] = []
     for kind, concurrency in MODES:
+        if kind not in modes:
+            continue
         body = request_body(kind, image)
         samples = {t.name: Sample() for t in targets}
         for t in targets:  # warm-up, not recorded
@@ -425,7 +428,8 @@ async def main_async(args: argparse.Namespace) -> None:
             )
         ]
         floor = [sys.executable, str(ROOT / "benchmarks" / "litestar_floor.py"), "{port}", engine_url]
-        launches.append(("litestar", floor, None))
+        if not args.no_litestar:
+            launches.append(("litestar", floor, None))
         if litellm is not None:
             launches.append(("litellm", [str(litellm), "--config", str(litellm_config(work, engine_port)),
                                          "--host", "127.0.0.1", "--port", "{port}", "--num_workers", "1"],
@@ -452,7 +456,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {pinning}, engine: {args.engine}")
         print(HEADER)
         print("|---|---|---|---|---|---|---|---|---|")
-        await measure(targets, args.rounds, args.block_s, say)
+        await measure(targets, args.rounds, args.block_s, say, args.modes.split(","))
 
 
 def main() -> None:
@@ -465,6 +469,10 @@ def main() -> None:
     parser.add_argument(
         "--litellm", default="auto", help="auto (install once into the cache), off, or a path"
     )
+    parser.add_argument(
+        "--modes", default="whole,stream,image", help="which workloads, comma-separated (default: all)"
+    )
+    parser.add_argument("--no-litestar", action="store_true", help="leave out the minimal Litestar route")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="let the OS place the processes")
     try:
         import uvloop
