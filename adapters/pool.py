@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters.engine_client import EngineClient
@@ -58,14 +58,6 @@ class Engine:
 
     def serves(self, model: str) -> bool:
         return model in self.models or model == self.expected_model
-
-    @contextlib.contextmanager
-    def track(self) -> Iterator[None]:
-        self.inflight += 1
-        try:
-            yield
-        finally:
-            self.inflight -= 1
 
 
 EngineListener = Callable[[Engine], None]

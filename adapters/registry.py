@@ -38,6 +38,7 @@ from adapters.errors import EngineFailed, EngineRejected, EngineUnavailable, Unk
 from adapters.pool import Engine, EnginePool, ServedModel
 
 log = logging.getLogger("vlmgw.adapters")
+_NOT_AN_ADAPTER: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
 
 
 class AdapterError(ValueError):
@@ -184,13 +185,16 @@ class AdapterRegistry:
             await self._load(engine, adapter)
             loaded[name] = time.monotonic()
 
-    @contextlib.asynccontextmanager
-    async def using(self, engine: Engine, name: str) -> AsyncIterator[None]:
+    def using(self, engine: Engine, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         """While a request for ``name`` is being sent to ``engine`` (until the engine has accepted it), the
-        adapter is not evicted there. A no-op for names that are not adapters."""
+        adapter is not evicted there. A no-op for names that are not adapters (a shared null context: no
+        generator to build and drive on every request for a base model)."""
         if name not in self._adapters:
-            yield
-            return
+            return _NOT_AN_ADAPTER
+        return self._pinned(engine, name)
+
+    @contextlib.asynccontextmanager
+    async def _pinned(self, engine: Engine, name: str) -> AsyncIterator[None]:
         counts = self._in_use.setdefault(engine.url, Counter())
         counts[name] += 1
         try:

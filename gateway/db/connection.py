@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import Token
 from pathlib import Path
 from typing import Any
 
@@ -121,15 +122,27 @@ class DatabaseMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx: TortoiseContext | None = getattr(self.state, "db", None)
-        if ctx is None or scope["type"] == "lifespan":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        # Not ``with ctx:``: that keeps the token on the shared context object, so two requests in flight
-        # overwrite each other's token and the first to finish resets the other's (ValueError after the
-        # response started). A token local to this call is always reset in the context that set it.
-        token = _current_context.set(ctx)
+        token = enter_app_database(self.state)
         try:
             await self.app(scope, receive, send)
         finally:
-            _current_context.reset(token)
+            leave_app_database(token)
+
+
+def enter_app_database(state: Any) -> Token[TortoiseContext | None] | None:
+    """Make the app's Tortoise context (``state.db``) current for this request; the token for
+    ``leave_app_database`` (None while the app has no database: before its lifespan, after it).
+
+    Not ``with ctx:``: that keeps the token on the shared context object, so two requests in flight
+    overwrite each other's token and the first to finish resets the other's (ValueError after the response
+    started). A token local to the request is always reset in the context that set it."""
+    ctx: TortoiseContext | None = getattr(state, "db", None)
+    return None if ctx is None else _current_context.set(ctx)
+
+
+def leave_app_database(token: Token[TortoiseContext | None] | None) -> None:
+    if token is not None:
+        _current_context.reset(token)

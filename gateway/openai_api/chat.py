@@ -77,10 +77,13 @@ class ChatService:
             media.release()
 
     async def _complete(self, target: Target, request_body: bytes) -> ChatCompletion:
-        with target.engine.track():
+        target.engine.inflight += 1
+        try:
             body = await self.catalog.call(
                 target, lambda engine: engine.client.post_json("/v1/chat/completions", request_body)
             )
+        finally:
+            target.engine.inflight -= 1
         result = _decode_completion(body)
         result.model = target.model
         if result.usage is not None:

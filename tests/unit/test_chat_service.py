@@ -202,3 +202,22 @@ async def test_metrics_count_requests_by_route_and_status(client: Any) -> None:
     assert 'vlmgw_requests_total{method="POST",route="/v1/chat/completions",status="404"} 1.0' in text
     assert "vlmgw_request_duration_seconds_bucket" in text
     assert 'vlmgw_engine_up{engine="http://127.0.0.1:' in text
+
+
+async def test_metrics_add_up_over_requests_on_both_paths(client: Any) -> None:
+    """Each request counts once more under its route and status, and its latency is observed once more,
+    for the chat fast path and for Litestar's routes alike (the label children are kept, not re-made)."""
+    for _ in range(3):
+        assert (await client.get("/health")).status_code == 200
+    for _ in range(2):
+        assert (await client.post(CHAT, json=chat_body())).status_code == 200
+        refused = await client.post(CHAT, json=chat_body(), headers={"authorization": "Bearer nope"})
+        assert refused.status_code == 401
+    text = (await client.get("/metrics")).text
+    assert 'vlmgw_requests_total{method="GET",route="/health",status="200"} 3.0' in text
+    assert 'vlmgw_request_duration_seconds_count{method="GET",route="/health"} 3.0' in text
+    assert 'vlmgw_requests_total{method="POST",route="/v1/chat/completions",status="200"} 2.0' in text
+    assert 'vlmgw_requests_total{method="POST",route="/v1/chat/completions",status="401"} 2.0' in text
+    assert 'vlmgw_request_duration_seconds_count{method="POST",route="/v1/chat/completions"} 4.0' in text
+    assert 'vlmgw_tokens_total{direction="completion",model="tiny"} 10.0' in text  # 5 each
+    assert 'vlmgw_tokens_total{direction="prompt",model="tiny"} 24.0' in text
