@@ -107,18 +107,22 @@ class EnginePool:
             await engine.client.aclose()
 
     def route(self, model: str) -> Engine:
-        """The engine to send a request for ``model`` to, or a 404 / 503 error."""
+        """The engine to send a request for ``model`` to, or a 404 / 503 error: of the engines serving it
+        that are up, the first with the fewest requests in flight."""
+        best: Engine | None = None
+        for engine in self.engines:  # one pass, no lists: this runs on every request
+            if engine.up and engine.serves(model) and (best is None or engine.inflight < best.inflight):
+                best = engine
+        if best is not None:
+            return best
         candidates = [e for e in self.engines if e.serves(model)]
         if not candidates:
             if any(not e.known for e in self.engines):
                 raise EngineUnavailable("the engine is starting and has not yet said which models it serves")
             raise UnknownModel(model)
-        ready = [e for e in candidates if e.up]
-        if not ready:
-            states = ", ".join(f"{e.url} is {e.state}" for e in candidates)
-            raise EngineUnavailable(f"no engine serving `{model}` is ready ({states})",
-                                    retry_after=retry_after_s(candidates))  # fmt: skip
-        return min(ready, key=lambda e: e.inflight)
+        states = ", ".join(f"{e.url} is {e.state}" for e in candidates)  # none of them is up
+        raise EngineUnavailable(f"no engine serving `{model}` is ready ({states})",
+                                retry_after=retry_after_s(candidates))  # fmt: skip
 
     def served_models(self) -> list[ServedModel]:
         """Every model any engine serves, each once (replicas collapse), bases first."""

@@ -90,7 +90,9 @@ class ModelCatalog:
 
     async def call(self, target: Target, send: Callable[[Engine], Awaitable[T]]) -> T:
         """``send(engine)``, retried once after re-loading an adapter the engine has lost; an adapter is not
-        evicted while its request is being sent (``AdapterRegistry.using``)."""
+        evicted while its request is being sent (``AdapterRegistry.using``). A base model has neither."""
+        if self.registry.get(target.model) is None:
+            return await self._guarded(target.engine, send)
         async with self.registry.using(target.engine, target.model):
             try:
                 return await self._guarded(target.engine, send)

@@ -160,7 +160,9 @@ class MediaPipeline:
         """``req`` with every media part replaced by checked media; raises ``MediaError`` naming the part."""
         parts = list(_media_parts(req.messages))
         if not parts:
-            return PreparedMedia(msgspec.structs.replace(req, video_options=None))
+            return PreparedMedia(
+                req if req.video_options is None else msgspec.structs.replace(req, video_options=None)
+            )
         self._check_counts(parts)
         batch = self.handoff.begin()
         try:

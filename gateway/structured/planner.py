@@ -55,13 +55,20 @@ class Plan:
 
 def _sources(req: ChatCompletionRequest) -> list[str]:
     found = []
-    if isinstance(req.response_format, JsonSchemaFormat | JsonObjectFormat):
+    if req.response_format is not None and isinstance(
+        req.response_format, JsonSchemaFormat | JsonObjectFormat
+    ):
         found.append("response_format")
     if req.structured_outputs is not None:
         found.append("structured_outputs")
-    for name in ("guided_json", "guided_regex", "guided_choice", "guided_grammar"):
-        if getattr(req, name) is not None:
-            found.append(name)
+    if req.guided_json is not None:
+        found.append("guided_json")
+    if req.guided_regex is not None:
+        found.append("guided_regex")
+    if req.guided_choice is not None:
+        found.append("guided_choice")
+    if req.guided_grammar is not None:
+        found.append("guided_grammar")
     if req.result_template is not None:
         found.append("result_template")
     return found
