@@ -15,7 +15,6 @@ CPU, the engine and the load generator on the others. Loopback only.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from benchmarks.gateway_overhead import (  # noqa: E402
     png_200kb,
     request_body,
     run_block,
+    run_on_uvloop,
     wait_ready,
 )
 
@@ -135,13 +135,7 @@ def main() -> None:
     parser.add_argument("--conc", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--secs", type=float, default=3.0, help="seconds per target per round")
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main_async(parser.parse_args()))
+    run_on_uvloop(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":
