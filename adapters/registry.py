@@ -38,7 +38,6 @@ from adapters.errors import EngineFailed, EngineRejected, EngineUnavailable, Unk
 from adapters.pool import Engine, EnginePool, ServedModel
 
 log = logging.getLogger("vlmgw.adapters")
-_NOT_AN_ADAPTER: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
 
 
 class AdapterError(ValueError):
@@ -185,16 +184,14 @@ class AdapterRegistry:
             await self._load(engine, adapter)
             loaded[name] = time.monotonic()
 
-    def using(self, engine: Engine, name: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """While a request for ``name`` is being sent to ``engine`` (until the engine has accepted it), the
-        adapter is not evicted there. A no-op for names that are not adapters (a shared null context: no
-        generator to build and drive on every request for a base model)."""
-        if name not in self._adapters:
-            return _NOT_AN_ADAPTER
-        return self._pinned(engine, name)
-
     @contextlib.asynccontextmanager
-    async def _pinned(self, engine: Engine, name: str) -> AsyncIterator[None]:
+    async def using(self, engine: Engine, name: str) -> AsyncIterator[None]:
+        """While a request for ``name`` is being sent to ``engine`` (until the engine has accepted it), the
+        adapter is not evicted there. A no-op for names that are not adapters (``ModelCatalog.call`` does
+        not even enter it for a base model)."""
+        if name not in self._adapters:
+            yield
+            return
         counts = self._in_use.setdefault(engine.url, Counter())
         counts[name] += 1
         try:
